@@ -1,0 +1,28 @@
+# clipconcepts: what CLIP's attention heads encode, and how much each matters.
+# The table of contents of the workflow; every step lives in rules/, all logic in src/clipconcepts.
+
+
+configfile: "config/config.yaml"
+
+
+include: "rules/common.smk"
+include: "rules/conceptworld.smk"
+include: "rules/extract.smk"
+
+
+onstart:
+    print(f"clipconcepts: run '{RUN}' with models {', '.join(MODELS)} -> {RESULTS}/")
+
+
+onsuccess:
+    print(f"clipconcepts: done. Results under {RESULTS}/, logs under {LOGS}/")
+
+
+onerror:
+    print(f"clipconcepts: a job failed; its log under {LOGS}/ names the cause.")
+
+
+rule all:
+    default_target: True
+    input:
+        all_targets(),

@@ -1,0 +1,5 @@
+import sys
+
+from clipconcepts.cli import main
+
+sys.exit(main())

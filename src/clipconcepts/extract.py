@@ -1,0 +1,196 @@
+"""Extraction: per-head direct contributions of the CLS token on a probe image set.
+
+Writes two Parquet files, streamed one row group per batch so memory stays bounded:
+- heads: `image_id, label, layer, head, contribution` (one row per image x layer x head),
+- embeddings: `image_id, label, embedding` (the model's unnormalised image embedding).
+
+Long runs are resumable: images are processed in parts of `part_size`; each finished part is
+written atomically to `<heads>.parts/`, a restarted job skips finished parts, and the final files
+are assembled from the parts only at the end (so a failed job leaves no partial output).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+from tqdm import tqdm
+
+from clipconcepts.data.images import ImageRecords, image_loader
+from clipconcepts.io import ParquetStream, embedding_type, fixed_list
+from clipconcepts.models import HeadAwareCLIP
+
+log = logging.getLogger(__name__)
+
+
+def heads_schema(dim: int) -> pa.Schema:
+    return pa.schema(
+        [
+            ("image_id", pa.string()),
+            ("label", pa.int32()),
+            ("layer", pa.int16()),
+            ("head", pa.int16()),
+            ("contribution", embedding_type(dim)),
+        ]
+    )
+
+
+def embeddings_schema(dim: int) -> pa.Schema:
+    return pa.schema(
+        [("image_id", pa.string()), ("label", pa.int32()), ("embedding", embedding_type(dim))]
+    )
+
+
+@dataclass
+class ExtractionSummary:
+    n_images: int
+    n_skipped: int
+    n_rows: int
+    layers: list[int]
+
+
+def _fingerprint(clip: HeadAwareCLIP, records: ImageRecords, layers: list[int], part_size: int):
+    digest = hashlib.sha256()
+    digest.update(repr((clip.spec, layers, part_size, len(records))).encode())
+    for image_id in records.image_ids:
+        digest.update(image_id.encode())
+    return digest.hexdigest()
+
+
+def _write_part(clip, records, layers, part_dir, index, batch_size, num_workers, on_bad_image):
+    heads_path = part_dir / f"part-{index:05d}.heads.parquet"
+    emb_path = part_dir / f"part-{index:05d}.embeddings.parquet"
+    loader = image_loader(records, clip.preprocess, batch_size, num_workers, on_bad_image)
+    dim, n_heads = clip.embed_dim, clip.n_heads
+    skipped = 0
+    with (
+        ParquetStream(heads_path, heads_schema(dim)) as heads_out,
+        ParquetStream(emb_path, embeddings_schema(dim)) as emb_out,
+    ):
+        for images, ids, labels, n_skipped in loader:
+            skipped += n_skipped
+            if images is None:
+                continue
+            dec = clip.decompose(images, layers, with_embedding=False)
+            contrib = dec.heads.float().cpu().numpy()  # [B, K, H, D]
+            b, k = contrib.shape[:2]
+            per_image = k * n_heads
+            heads_out.write(
+                pa.table(
+                    {
+                        "image_id": np.repeat(np.asarray(ids, dtype=object), per_image),
+                        "label": np.repeat(labels.numpy().astype(np.int32), per_image),
+                        "layer": np.tile(np.repeat(np.asarray(layers, np.int16), n_heads), b),
+                        "head": np.tile(np.arange(n_heads, dtype=np.int16), b * k),
+                        "contribution": fixed_list(contrib.reshape(-1, dim)),
+                    }
+                )
+            )
+            emb_out.write(
+                pa.table(
+                    {
+                        "image_id": ids,
+                        "label": labels.numpy().astype(np.int32),
+                        "embedding": fixed_list(dec.image_embedding.float().cpu().numpy()),
+                    }
+                )
+            )
+    return skipped
+
+
+def _concat(parts: list[Path], out: Path, schema: pa.Schema) -> int:
+    rows = 0
+    with ParquetStream(out, schema) as writer:
+        for part in parts:
+            source = pq.ParquetFile(part)
+            for i in range(source.num_row_groups):
+                writer.write(source.read_row_group(i))
+        rows = writer.rows
+    return rows
+
+
+def extract_heads(
+    clip: HeadAwareCLIP,
+    records: ImageRecords,
+    layers: list[int],
+    heads_out: str | Path,
+    embeddings_out: str | Path,
+    batch_size: int = 256,
+    num_workers: int = 0,
+    on_bad_image: str = "fail",
+    part_size: int = 10_000,
+    progress: bool = True,
+) -> ExtractionSummary:
+    """Decompose every probe image and write the heads and embeddings Parquet files."""
+    layers = [clip.layer_index(layer) for layer in layers]
+    heads_out, embeddings_out = Path(heads_out), Path(embeddings_out)
+    part_dir = heads_out.with_name(heads_out.name + ".parts")
+    fingerprint = _fingerprint(clip, records, layers, part_size)
+    stamp = part_dir / "fingerprint.json"
+    if part_dir.exists() and (
+        not stamp.exists() or json.loads(stamp.read_text())["fingerprint"] != fingerprint
+    ):
+        log.info("discarding parts of a different extraction in %s", part_dir)
+        shutil.rmtree(part_dir)
+    part_dir.mkdir(parents=True, exist_ok=True)
+    stamp.write_text(json.dumps({"fingerprint": fingerprint}))
+
+    n_parts = max(1, -(-len(records) // part_size))
+    skipped_file = part_dir / "skipped.json"
+    skipped = json.loads(skipped_file.read_text()) if skipped_file.exists() else {}
+    bar = tqdm(total=len(records), desc=f"extract {clip.name}", unit="img", disable=not progress)
+    for index in range(n_parts):
+        lo, hi = index * part_size, min(len(records), (index + 1) * part_size)
+        done = all(
+            (part_dir / f"part-{index:05d}.{kind}.parquet").exists()
+            for kind in ("heads", "embeddings")
+        )
+        if done:
+            log.info("part %d/%d already extracted: reusing it", index + 1, n_parts)
+        else:
+            part = ImageRecords(
+                records.image_ids[lo:hi], records.paths[lo:hi], records.labels[lo:hi]
+            )
+            skipped[str(index)] = _write_part(
+                clip, part, layers, part_dir, index, batch_size, num_workers, on_bad_image
+            )
+            skipped_file.write_text(json.dumps(skipped))
+        bar.update(hi - lo)
+    bar.close()
+
+    dim = clip.embed_dim
+    names = [f"part-{i:05d}" for i in range(n_parts)]
+    n_rows = _concat([part_dir / f"{n}.heads.parquet" for n in names], heads_out, heads_schema(dim))
+    n_images = _concat(
+        [part_dir / f"{n}.embeddings.parquet" for n in names],
+        embeddings_out,
+        embeddings_schema(dim),
+    )
+    shutil.rmtree(part_dir)
+    n_skipped = sum(skipped.values())
+    if n_skipped:
+        log.warning("skipped %d undecodable images (on_bad_image=skip)", n_skipped)
+    log.info("extracted %d images, %d head rows, layers %s", n_images, n_rows, layers)
+    return ExtractionSummary(n_images, n_skipped, n_rows, layers)
+
+
+def read_head_matrix(path: str | Path, layer: int, head: int) -> tuple[list[str], torch.Tensor]:
+    """One head's contributions `[N, D]` (and image ids) from a heads Parquet file."""
+    import polars as pl
+
+    frame = (
+        pl.scan_parquet(path)
+        .filter((pl.col("layer") == layer) & (pl.col("head") == head))
+        .select("image_id", "contribution")
+        .collect()
+    )
+    values = np.asarray(frame["contribution"].to_numpy(), dtype=np.float32)
+    return frame["image_id"].to_list(), torch.from_numpy(values.reshape(len(frame), -1))

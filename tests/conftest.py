@@ -1,0 +1,36 @@
+"""Shared fixtures: tiny random open_clip models built offline."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+DATA = Path(__file__).parent / "data"
+TINY_CONFIGS = {"tiny-vit": DATA / "tiny-vit.json", "tiny-vit-ls": DATA / "tiny-vit-ls.json"}
+
+
+def _randomise_(model: torch.nn.Module, seed: int) -> None:
+    """Random init leaves some parameters at exact constants (LN weight 1, biases 0); perturb
+    every parameter so a test can tell the terms apart."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn(p.shape, generator=gen) * 0.05)
+
+
+@pytest.fixture(scope="session", params=sorted(TINY_CONFIGS))
+def tiny_clip(request):
+    from clipconcepts.models import load_clip
+
+    torch.manual_seed(0)
+    clip = load_clip(str(TINY_CONFIGS[request.param]))
+    _randomise_(clip.model, seed=1)
+    return clip
+
+
+@pytest.fixture(scope="session")
+def tiny_images():
+    gen = torch.Generator().manual_seed(3)
+    return torch.randn(6, 3, 32, 32, generator=gen)
