@@ -1,0 +1,563 @@
+"""LLM backends (openai, OpenAI-compatible servers, offline lexicon) and the one path every
+question takes: cache look-up, call with retries, schema check, one re-ask, durable store.
+
+Secrets: the API key is read from the environment variable named by `api_key_env` when the first
+request is sent. It lives only inside the `openai` client, which is never pickled, printed, logged,
+hashed into cache keys or written anywhere.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import random
+import re
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+import jsonschema
+from tqdm.auto import tqdm
+
+from clipconcepts.llm.cache import LLMCache, LLMStats, cache_key
+from clipconcepts.llm.prompts import (
+    JUDGE_HEAD_TASK,
+    JUDGE_TEXT_TASK,
+    LABEL_TASK,
+    LLMRequest,
+    Message,
+    check_answer,
+    reask_messages,
+)
+
+log = logging.getLogger(__name__)
+
+BACKEND_KINDS = ("openai", "openai_compatible", "offline")
+RESPONSE_FORMATS = ("json_schema", "json_object")
+UNCLEAR_LABEL = "unclear"
+DUMMY_API_KEY = "not-needed"
+
+DEFAULTS: dict[str, Any] = {
+    "model": "gpt-4o-mini",
+    "name": None,
+    "base_url": None,
+    "api_key_env": "OPENAI_API_KEY",
+    "temperature": 0,
+    "seed": 0,
+    "max_tokens": None,
+    "response_format": "json_schema",
+    "max_retries": 5,
+    "timeout_s": 60,
+    "backoff_base_s": 1.0,
+    "backoff_max_s": 60.0,
+    "max_concurrency": 4,
+}
+
+
+class LLMError(RuntimeError):
+    """An LLM call failed for good."""
+
+
+class LLMConfigError(LLMError, ValueError):
+    """A backend is configured wrongly (bad key, missing API key variable, ...)."""
+
+
+class LLMRequestError(LLMError):
+    """The server refused a request (4xx) or kept failing after every retry."""
+
+
+class TransientLLMError(LLMError):
+    """A failure worth retrying (429, 5xx, timeout, connection); `retry_after_s` from the server."""
+
+    def __init__(self, message: str, retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+@dataclass(frozen=True)
+class LLMAnswer:
+    """The outcome of one request: `data` is the parsed JSON when `valid`; `raw` is the last reply's
+    text, kept also (with `error`) when the reply stayed unusable after the re-ask."""
+
+    data: dict[str, Any] | None
+    raw: str
+    valid: bool
+    error: str | None
+    cache_key: str
+    cached: bool
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any], cached: bool) -> LLMAnswer:
+        a = record["answer"]
+        return cls(a["data"], a["raw"], bool(a["valid"]), a["error"], record["key"], cached)
+
+
+# ---------------------------------------------------------------------------------------------
+# Backends
+
+
+class Backend(ABC):
+    """One configured LLM. `identity()` is what its answers depend on (it enters cache keys);
+    `complete()` sends one request and returns the reply's text."""
+
+    kind: str
+    model: str
+    name: str
+    max_retries: int = 0
+    backoff_base_s: float = 0.0
+    backoff_max_s: float = 0.0
+    max_concurrency: int = 1
+
+    @abstractmethod
+    def identity(self) -> dict[str, Any]: ...
+
+    @abstractmethod
+    def complete(self, request: LLMRequest, messages: Sequence[Message]) -> str:
+        """One call; raises TransientLLMError (retryable) or LLMRequestError / LLMConfigError."""
+
+    def call(self, request: LLMRequest, messages: Sequence[Message], stats: LLMStats) -> str:
+        """`complete` with exponential backoff and jitter on transient failures."""
+        for attempt in range(self.max_retries + 1):
+            stats.add(self.name, requests=1)
+            try:
+                return self.complete(request, messages)
+            except TransientLLMError as err:
+                if attempt == self.max_retries:
+                    raise LLMRequestError(
+                        f"LLM backend {self.name!r}: still failing after {attempt + 1} attempts "
+                        f"({self.max_retries} retries): {err}"
+                    ) from err
+                delay = self.backoff_base_s * 2**attempt * (1 + random.random())
+                if err.retry_after_s is not None:
+                    delay = max(delay, err.retry_after_s)
+                delay = min(delay, self.backoff_max_s)
+                log.warning("%s: %s; retry %d in %.2f s", self.name, err, attempt + 1, delay)
+                stats.add(self.name, retries=1)
+                time.sleep(delay)
+        raise AssertionError("unreachable")
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r}, model={self.model!r})"
+
+
+class OpenAIBackend(Backend):
+    """The official `openai` client: api.openai.com, or any OpenAI-compatible server (vLLM,
+    Ollama, ...) at `base_url`. Retries are ours (the client's own are switched off)."""
+
+    def __init__(
+        self,
+        kind: str,
+        model: str,
+        name: str | None,
+        base_url: str | None,
+        api_key_env: str | None,
+        temperature: float | None,
+        seed: int | None,
+        max_tokens: int | None,
+        response_format: str,
+        max_retries: int,
+        timeout_s: float,
+        backoff_base_s: float,
+        backoff_max_s: float,
+        max_concurrency: int,
+    ) -> None:
+        self.kind = kind
+        self.model = model
+        self.name = name or f"{kind}:{model}"
+        self.base_url = base_url
+        self.api_key_env = api_key_env
+        self.temperature = temperature
+        self.seed = seed
+        self.max_tokens = max_tokens
+        self.response_format = response_format
+        self.max_retries = max_retries
+        self.timeout_s = timeout_s
+        self.backoff_base_s = backoff_base_s
+        self.backoff_max_s = backoff_max_s
+        self.max_concurrency = max_concurrency
+        self._client: Any = None
+        self._client_lock = threading.Lock()
+
+    def identity(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "model": self.model,
+            "base_url": self.base_url,
+            "temperature": self.temperature,
+            "seed": self.seed,
+            "max_tokens": self.max_tokens,
+            "response_format": self.response_format,
+        }
+
+    def _api_key(self) -> str:
+        if self.api_key_env is None:
+            return DUMMY_API_KEY
+        key = os.environ.get(self.api_key_env, "")
+        if not key:
+            raise LLMConfigError(
+                f"LLM backend {self.name!r} reads its API key from the environment variable "
+                f"{self.api_key_env} (config key 'api_key_env'), which is not set"
+            )
+        return key
+
+    def client(self) -> Any:
+        with self._client_lock:
+            if self._client is None:
+                import openai
+
+                self._client = openai.OpenAI(
+                    api_key=self._api_key(),
+                    base_url=self.base_url,
+                    timeout=self.timeout_s,
+                    max_retries=0,
+                )
+            return self._client
+
+    def _response_format(self, request: LLMRequest) -> dict[str, Any]:
+        if self.response_format == "json_object":
+            return {"type": "json_object"}
+        schema = {"name": request.schema_name, "schema": request.schema, "strict": True}
+        return {"type": "json_schema", "json_schema": schema}
+
+    def complete(self, request: LLMRequest, messages: Sequence[Message]) -> str:
+        import openai
+
+        kwargs: dict[str, Any] = {"response_format": self._response_format(request)}
+        for option in ("temperature", "seed", "max_tokens"):
+            if getattr(self, option) is not None:
+                kwargs[option] = getattr(self, option)
+        try:
+            reply = self.client().chat.completions.create(
+                model=self.model, messages=list(messages), **kwargs
+            )
+        except openai.APITimeoutError as err:
+            raise TransientLLMError(f"timed out after {self.timeout_s} s") from err
+        except openai.APIConnectionError as err:
+            raise TransientLLMError(f"connection error: {err}") from err
+        except openai.APIStatusError as err:
+            status = err.status_code
+            if status in (408, 429) or status >= 500:
+                raise TransientLLMError(f"HTTP {status}", _retry_after(err)) from err
+            raise LLMRequestError(
+                f"LLM backend {self.name!r} (model {self.model!r}, base_url "
+                f"{self.base_url or 'default'}): HTTP {status}: {_error_message(err)}"
+            ) from err
+        if not reply.choices:
+            return ""
+        return reply.choices[0].message.content or ""
+
+    def __getstate__(self) -> dict[str, Any]:
+        # The client holds the API key: it never travels with the object.
+        state = dict(self.__dict__)
+        state["_client"] = None
+        del state["_client_lock"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._client_lock = threading.Lock()
+
+
+def _retry_after(err: Any) -> float | None:
+    try:
+        return float(err.response.headers.get("retry-after"))
+    except (AttributeError, TypeError, ValueError):
+        return None
+
+
+def _error_message(err: Any) -> str:
+    body = getattr(err, "body", None)
+    if isinstance(body, Mapping):
+        body = body.get("error", body)
+        if isinstance(body, Mapping) and "message" in body:
+            return str(body["message"])
+    return str(getattr(err, "message", err))
+
+
+_WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+
+
+def _words(text: str) -> list[str]:
+    return _WORD.findall(str(text).lower())
+
+
+class LexiconMatcher:
+    """Finds lexicon words and phrases (lowercase, whole words) in texts. A text word also
+    matches a lexicon word when it is that word plus "s" or "es" (simple plurals)."""
+
+    def __init__(self, lexicon: Mapping[str, str]) -> None:
+        if not lexicon:
+            raise LLMConfigError(
+                "the offline LLM backend needs a non-empty lexicon (word -> family)"
+            )
+        self.lexicon = {" ".join(_words(w)): str(f).strip() for w, f in lexicon.items()}
+        if "" in self.lexicon or any(not f for f in self.lexicon.values()):
+            raise LLMConfigError("the lexicon holds an empty word or family")
+        self._by_first: dict[str, list[tuple[list[str], str]]] = {}
+        for phrase, family in self.lexicon.items():
+            tokens = phrase.split()
+            self._by_first.setdefault(tokens[0], []).append((tokens, family))
+        for entries in self._by_first.values():
+            entries.sort(key=lambda e: -len(e[0]))  # longest phrase wins at a position
+        self._family_by_name = {f.lower(): f for f in self.lexicon.values()}
+
+    @staticmethod
+    def _stems(word: str) -> list[str]:
+        stems = [word]
+        if word.endswith("es"):
+            stems.append(word[:-2])
+        if word.endswith("s"):
+            stems.append(word[:-1])
+        return stems
+
+    def _matches(self, words: list[str], i: int, tokens: list[str]) -> bool:
+        if i + len(tokens) > len(words):
+            return False
+        return all(
+            t in self._stems(w) for w, t in zip(words[i : i + len(tokens)], tokens, strict=True)
+        )
+
+    def families(self, text: str) -> list[str]:
+        """Families of the lexicon hits in `text`, in order of appearance."""
+        words, hits, i = _words(text), [], 0
+        while i < len(words):
+            step = 1
+            for stem in self._stems(words[i]):
+                match = next(
+                    (e for e in self._by_first.get(stem, ()) if self._matches(words, i, e[0])), None
+                )
+                if match is not None:
+                    hits.append(match[1])
+                    step = len(match[0])
+                    break
+            i += step
+        return hits
+
+    def family_of_label(self, label: str) -> str | None:
+        """The family a label names: a family name (any case) or a lexicon word; else None."""
+        norm = " ".join(_words(label))
+        if norm in self._family_by_name:
+            return self._family_by_name[norm]
+        return self.lexicon.get(norm)
+
+
+class OfflineBackend(Backend):
+    """Deterministic, no network. Labelling: the family most of the texts belong to (a text
+    belongs to the family of its first lexicon hit; texts without a hit do not vote; ties go to
+    the family met first; no hit at all gives "unclear"). Judging: a text fits a label when it
+    holds a lexicon word of the label's family."""
+
+    kind = "offline"
+
+    def __init__(self, lexicon: Mapping[str, str], name: str | None = None) -> None:
+        self.matcher = LexiconMatcher(lexicon)
+        blob = json.dumps(self.matcher.lexicon, sort_keys=True, ensure_ascii=False)
+        self.lexicon_sha256 = hashlib.sha256(blob.encode()).hexdigest()
+        self.model = f"lexicon-{self.lexicon_sha256[:12]}"
+        self.name = name or "offline"
+
+    def identity(self) -> dict[str, Any]:
+        return {"kind": self.kind, "model": self.model, "lexicon_sha256": self.lexicon_sha256}
+
+    def label(self, texts: Sequence[str]) -> str:
+        votes = [fams[0] for fams in map(self.matcher.families, texts) if fams]
+        if not votes:
+            return UNCLEAR_LABEL
+        counts = Counter(votes)  # insertion order = first occurrence, so ties go to the first
+        return max(counts, key=lambda family: counts[family])
+
+    def aligned(self, label: str, text: str) -> bool:
+        family = self.matcher.family_of_label(label)
+        return family is not None and family in self.matcher.families(text)
+
+    def complete(self, request: LLMRequest, messages: Sequence[Message]) -> str:
+        p = request.payload
+        if request.task == LABEL_TASK:
+            return json.dumps({"label": self.label(p["texts"])})
+        if request.task == JUDGE_TEXT_TASK:
+            return json.dumps({"aligned": self.aligned(p["label"], p["text"])})
+        if request.task == JUDGE_HEAD_TASK:
+            return json.dumps({"aligned": [self.aligned(p["label"], t) for t in p["texts"]]})
+        raise LLMConfigError(f"the offline LLM backend cannot answer {request.task!r} requests")
+
+
+# key -> (integer?, minimum)
+_NUMBER_LIMITS = {
+    "max_retries": (True, 0),
+    "max_concurrency": (True, 1),
+    "timeout_s": (False, 0.001),
+    "backoff_base_s": (False, 0.0),
+    "backoff_max_s": (False, 0.0),
+}
+
+
+def make_backend(spec: Mapping[str, Any], lexicon: Mapping[str, str] | None = None) -> Backend:
+    """A backend from a config mapping (keys: `backend` plus those of `DEFAULTS`)."""
+    if "backend" not in spec:
+        raise LLMConfigError(f"LLM config needs a 'backend' key, one of {BACKEND_KINDS}")
+    kind = spec["backend"]
+    if kind not in BACKEND_KINDS:
+        raise LLMConfigError(
+            f"unknown LLM backend {kind!r} (config key 'backend'); known: {BACKEND_KINDS}"
+        )
+    unknown = sorted(set(spec) - set(DEFAULTS) - {"backend"})
+    if unknown:
+        raise LLMConfigError(f"unknown LLM config keys {unknown}; known: {sorted(DEFAULTS)}")
+    if kind == "offline":
+        if lexicon is None:
+            raise LLMConfigError("the offline LLM backend needs a lexicon (word -> concept family)")
+        return OfflineBackend(lexicon, name=spec.get("name"))
+
+    cfg = {**DEFAULTS, **spec}
+    if kind == "openai_compatible":
+        cfg["api_key_env"] = spec.get("api_key_env")  # no key unless one is named
+        if not cfg["base_url"]:
+            raise LLMConfigError("the openai_compatible LLM backend needs 'base_url'")
+    elif not cfg["api_key_env"]:
+        raise LLMConfigError("the openai LLM backend needs 'api_key_env' (e.g. OPENAI_API_KEY)")
+    if not cfg["model"] or not isinstance(cfg["model"], str):
+        raise LLMConfigError(f"LLM config key 'model' must be a model name, got {cfg['model']!r}")
+    if cfg["response_format"] not in RESPONSE_FORMATS:
+        raise LLMConfigError(
+            f"LLM config key 'response_format' is {cfg['response_format']!r}; use one of {RESPONSE_FORMATS}"
+        )
+    for key, (integer, low) in _NUMBER_LIMITS.items():
+        value = cfg[key]
+        types = int if integer else (int, float)
+        if not isinstance(value, types) or isinstance(value, bool) or value < low:
+            what = "an integer" if integer else "a number"
+            raise LLMConfigError(f"LLM config key {key!r} must be {what} >= {low}, got {value!r}")
+    return OpenAIBackend(
+        kind=kind,
+        model=cfg["model"],
+        name=cfg["name"],
+        base_url=cfg["base_url"],
+        api_key_env=cfg["api_key_env"],
+        temperature=cfg["temperature"],
+        seed=cfg["seed"],
+        max_tokens=cfg["max_tokens"],
+        response_format=cfg["response_format"],
+        max_retries=cfg["max_retries"],
+        timeout_s=float(cfg["timeout_s"]),
+        backoff_base_s=float(cfg["backoff_base_s"]),
+        backoff_max_s=float(cfg["backoff_max_s"]),
+        max_concurrency=cfg["max_concurrency"],
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Asking: cache, call, check, re-ask once, store.
+
+_FENCE = re.compile(r"^```(?:json)?\s*(.*?)\s*```$", re.DOTALL)
+
+
+def parse_answer(request: LLMRequest, raw: str) -> tuple[dict[str, Any] | None, str | None]:
+    """(data, None) when `raw` is JSON that fits the request's schema and checks; else (None, why)."""
+    text = raw.strip()
+    fenced = _FENCE.match(text)  # some compatible servers wrap JSON in a code fence
+    if fenced:
+        text = fenced.group(1)
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        return None, f"the reply is not JSON ({err.msg} at character {err.pos})"
+    errors = sorted(jsonschema.Draft202012Validator(request.schema).iter_errors(data), key=str)
+    if errors:
+        return None, f"the reply does not fit the schema: {errors[0].message}"
+    problem = check_answer(request, data)
+    return (None, problem) if problem else (data, None)
+
+
+def ask(backend: Backend, request: LLMRequest, cache: LLMCache) -> LLMAnswer:
+    """The answer to `request`: from the cache, or asked (re-asked once if unusable) and stored.
+
+    Transport failures that outlast the retries raise LLMRequestError; an unusable answer does
+    not raise: it comes back (and is cached) with `valid=False`."""
+    key = cache_key(backend.identity(), request)
+    record = cache.get(key)
+    if record is not None:
+        answer = LLMAnswer.from_record(record, cached=True)
+        cache.stats.add(backend.name, hits=1, invalid=int(not answer.valid))
+        return answer
+
+    replies = [backend.call(request, request.messages, cache.stats)]
+    data, error = parse_answer(request, replies[0])
+    if error is not None:
+        log.warning("%s: unusable answer (%s); asking once more", backend.name, error)
+        cache.stats.add(backend.name, reasks=1)
+        messages = reask_messages(request, replies[0], error)
+        replies.append(backend.call(request, messages, cache.stats))
+        data, error = parse_answer(request, replies[-1])
+        if error is not None:
+            log.warning("%s: answer recorded as invalid: %s", backend.name, error)
+    answer = LLMAnswer(data, replies[-1], error is None, error, key, cached=False)
+    cache.put(
+        key,
+        {
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "backend": backend.name,
+            "identity": backend.identity(),
+            "request": {
+                "task": request.task,
+                "schema_name": request.schema_name,
+                "messages": list(request.messages),
+            },
+            "answer": {
+                "data": data,
+                "raw": replies[-1],
+                "valid": answer.valid,
+                "error": error,
+                "replies": replies,
+            },
+        },
+    )
+    cache.stats.add(backend.name, answers=1, invalid=int(not answer.valid))
+    return answer
+
+
+def ask_many(
+    backend: Backend,
+    requests: Sequence[LLMRequest],
+    cache: LLMCache,
+    max_concurrency: int | None = None,
+    desc: str = "LLM",
+) -> list[LLMAnswer]:
+    """Answers in the order of `requests`. Identical requests are asked once; real backends run
+    up to `max_concurrency` (default: the backend's) calls at a time. On a failure the pending
+    calls are cancelled, the running ones finish (and are cached), and the error propagates."""
+    identity = backend.identity()
+    keys = [cache_key(identity, r) for r in requests]
+    unique = dict(zip(keys, requests, strict=True))  # first request per key
+    duplicates = len(keys) - len(unique)
+    if duplicates:
+        cache.stats.add(backend.name, hits=duplicates)
+    workers = 1 if backend.kind == "offline" else (max_concurrency or backend.max_concurrency)
+    bar = tqdm(total=len(unique), desc=f"{desc} ({backend.name})", unit="call", leave=False)
+    answers: dict[str, LLMAnswer] = {}
+    try:
+        if workers <= 1:
+            for key, request in unique.items():
+                answers[key] = ask(backend, request, cache)
+                bar.update()
+        else:
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                futures = {pool.submit(ask, backend, r, cache): k for k, r in unique.items()}
+                try:
+                    for future in as_completed(futures):
+                        answers[futures[future]] = future.result()
+                        bar.update()
+                except BaseException:
+                    for future in futures:
+                        future.cancel()
+                    raise
+    finally:
+        bar.close()
+    return [answers[k] for k in keys]

@@ -1,0 +1,128 @@
+"""A scriptable fake of the OpenAI chat-completions endpoint, on 127.0.0.1 in a thread.
+
+Each request pops the next scripted action, if any, else gets `default_reply(body)`. Actions:
+  ("status", code)      -> an error response with that HTTP status
+  ("sleep", seconds)    -> wait (so that a client with a short timeout gives up), then answer
+  ("content", text)     -> a normal completion whose message content is `text`
+`fail_after = k` makes every request after k successful answers fail with HTTP 400.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from collections import deque
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+def default_reply(body: dict[str, Any]) -> str:
+    """A valid answer for our three schemas; a judge says True for texts holding 'cat'."""
+    fmt = body.get("response_format", {})
+    name = fmt.get("json_schema", {}).get("name", "")
+    user = body["messages"][-1]["content"]
+    if name == "concept_label" or "Which concept" in user:
+        return json.dumps({"label": "Animals"})
+    if name == "head_verdicts" or "For each description" in user:
+        texts = re.findall(r"^\d+\. (.*)$", user, flags=re.MULTILINE)
+        return json.dumps({"aligned": ["cat" in t.lower() for t in texts]})
+    text = re.search(r'^Description: "(.*)"$', user, flags=re.MULTILINE).group(1)
+    return json.dumps({"aligned": "cat" in text.lower()})
+
+
+class FakeOpenAIServer:
+    def __init__(self) -> None:
+        self.script: deque[tuple[str, Any]] = deque()
+        self.bodies: list[dict[str, Any]] = []
+        self.headers: list[dict[str, str]] = []
+        self.n_answered = 0
+        self.fail_after: int | None = None
+        self._lock = threading.Lock()
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._httpd.daemon_threads = True
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
+        )
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self._httpd.server_address[1]}/v1"
+
+    @property
+    def n_requests(self) -> int:
+        with self._lock:
+            return len(self.bodies)
+
+    def push(self, *actions: tuple[str, Any]) -> None:
+        self.script.extend(actions)
+
+    def start(self) -> FakeOpenAIServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+    def _next_action(self, body: dict[str, Any]) -> tuple[str, Any]:
+        with self._lock:
+            self.bodies.append(body)
+            if self.fail_after is not None and self.n_answered >= self.fail_after:
+                return ("status", 400)
+            if self.script:
+                return self.script.popleft()
+            return ("content", default_reply(body))
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:  # keep test output quiet
+                pass
+
+            def _send(self, status: int, payload: dict[str, Any]) -> None:
+                data = json.dumps(payload).encode()
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up (timeout test)
+
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                with server._lock:
+                    server.headers.append({k.lower(): v for k, v in self.headers.items()})
+                kind, arg = server._next_action(body)
+                if kind == "sleep":
+                    time.sleep(arg)
+                    kind, arg = "content", default_reply(body)
+                if kind == "status":
+                    error = {"message": f"scripted HTTP {arg}", "type": "test", "code": None}
+                    self._send(arg, {"error": error})
+                    return
+                with server._lock:
+                    server.n_answered += 1
+                self._send(
+                    200,
+                    {
+                        "id": f"chatcmpl-{server.n_requests}",
+                        "object": "chat.completion",
+                        "created": int(time.time()),
+                        "model": body.get("model", "fake"),
+                        "choices": [
+                            {
+                                "index": 0,
+                                "message": {"role": "assistant", "content": arg},
+                                "finish_reason": "stop",
+                            }
+                        ],
+                        "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+                    },
+                )
+
+        return Handler
