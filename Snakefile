@@ -8,6 +8,8 @@ configfile: "config/config.yaml"
 include: "rules/common.smk"
 include: "rules/conceptworld.smk"
 include: "rules/extract.smk"
+include: "rules/textspan.smk"
+include: "rules/llm.smk"
 
 
 onstart:

@@ -1,4 +1,6 @@
+import json
 import os
+import sys
 from pathlib import Path
 
 from snakemake.utils import min_version, validate
@@ -87,11 +89,38 @@ def probe_files():
     return [f"{CONCEPTWORLD}/data/probe/manifest.parquet"] if config["probe"]["kind"] == "conceptworld" else []
 
 
+def llm_backend_spec(name):
+    """A configured LLM backend by name (the spec holds the key's variable name, never a key)."""
+    backends = config["llm"]["backends"]
+    if name not in backends:
+        raise ValueError(
+            f"config key llm: backend '{name}' is not defined under llm.backends "
+            f"(defined: {', '.join(backends)})"
+        )
+    return {"name": name, **backends[name]}
+
+
+def prompt_hash(*tasks):
+    """Hash of the prompt texts a rule uses: editing a prompt reruns exactly those rules.
+
+    prompts.py is loaded on its own (stdlib only), so Snakemake's env needs none of our deps."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("_cc_prompts", f"{PKG}/llm/prompts.py")
+    prompts = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = prompts  # dataclasses look their module up while being built
+    spec.loader.exec_module(prompts)
+    return "-".join(prompts.prompt_fingerprint(task)[:12] for task in tasks)
+
+
 def per_model(pattern):
-    return expand(pattern, results=RESULTS, model=MODELS)
+    return expand(pattern, model=MODELS)
 
 
 def all_targets():
-    targets = per_model("{results}/{model}/heads.parquet")
-    targets += per_model("{results}/{model}/embeddings.parquet")
+    targets = per_model(f"{RESULTS}/{{model}}/embeddings.parquet")
+    targets += per_model(f"{RESULTS}/{{model}}/ccs_at_k.parquet")
+    targets.append(f"{RESULTS}/agreement/annotation_sheet.csv")
+    if knob("agreement", "sheet", None):
+        targets.append(f"{RESULTS}/agreement/agreement.parquet")
     return targets

@@ -14,7 +14,10 @@ from collections.abc import Callable
 
 log = logging.getLogger("clipconcepts")
 
+
 def _json(text: str):
+    if not text:
+        return None
     try:
         return json.loads(text)
     except json.JSONDecodeError as err:
@@ -78,6 +81,282 @@ def _extract(args):
     )
 
 
+# ---------------------------------------------------------------------------- text bank, TEXTSPAN
+def _llm_args(p, what="--backend"):
+    p.add_argument(what, type=_json, required=True, help="backend spec as JSON (no secrets)")
+    p.add_argument("--cache-dir", required=True, help="content-addressed LLM answer store")
+    p.add_argument("--max-concurrency", type=int, default=None)
+
+
+def _resolve_lexicon(name: str | None) -> dict[str, str] | None:
+    """Offline backend lexicon: `default`, `conceptworld` or a JSON file of word -> family."""
+    if name in (None, "", "default"):
+        from clipconcepts.textbank import default_lexicon
+
+        return default_lexicon()
+    if name == "conceptworld":
+        from clipconcepts.conceptworld import conceptworld_lexicon
+
+        return conceptworld_lexicon()
+    from pathlib import Path
+
+    path = Path(name)
+    if not path.is_file():
+        raise FileNotFoundError(f"lexicon file not found: {path} (llm backend key 'lexicon')")
+    return json.loads(path.read_text())
+
+
+def _backend(spec: dict):
+    from clipconcepts.llm import make_backend
+
+    spec = dict(spec)
+    lexicon = _resolve_lexicon(spec.pop("lexicon", None)) if spec["backend"] == "offline" else None
+    return make_backend(spec, lexicon=lexicon)
+
+
+def _log_llm_stats(cache) -> None:
+    log.info("LLM calls: %s", cache.stats.summary())
+
+
+def _textbank_args(p):
+    p.add_argument(
+        "--source", choices=["default", "file", "generate", "conceptworld"], required=True
+    )
+    p.add_argument("--path", default=None, help="source=file: one description per line")
+    p.add_argument("--generate-n", type=int, default=3000)
+    p.add_argument("--generate-batch", type=int, default=50)
+    p.add_argument("--backend", type=_json, default=None, help="source=generate: LLM spec (JSON)")
+    p.add_argument("--cache-dir", default=None)
+    p.add_argument("--out", required=True)
+
+
+def _textbank(args):
+    from clipconcepts import textbank
+
+    if args.source == "default":
+        entries = textbank.default_textbank()
+    elif args.source == "file":
+        if not args.path:
+            raise ValueError("textbank.source=file needs the config key textbank.path")
+        entries = textbank.read_textbank_file(args.path)
+    elif args.source == "conceptworld":
+        from clipconcepts.conceptworld import conceptworld_textbank
+
+        entries = [textbank.TextBankEntry(t, f) for t, f in conceptworld_textbank()]
+    else:
+        from clipconcepts.llm import LLMCache
+        from clipconcepts.llm.bank import generate_bank
+
+        if args.backend is None or not args.cache_dir:
+            raise ValueError("textbank.source=generate needs an LLM backend and a cache dir")
+        cache = LLMCache(args.cache_dir)
+        texts = generate_bank(_backend(args.backend), cache, args.generate_n, args.generate_batch)
+        _log_llm_stats(cache)
+        entries = [textbank.TextBankEntry(t, None) for t in texts]
+    textbank.write_textbank(entries, args.out)
+    log.info("text bank (%s): %d descriptions -> %s", args.source, len(entries), args.out)
+
+
+def _embed_texts_args(p):
+    _model_args(p)
+    p.add_argument("--textbank", required=True)
+    p.add_argument("--batch-size", type=int, default=512)
+    p.add_argument("--out", required=True)
+
+
+def _embed_texts(args):
+    import pyarrow as pa
+
+    from clipconcepts.io import fixed_list, write_table
+    from clipconcepts.textbank import read_textbank_parquet
+
+    clip = _load(args)
+    entries = read_textbank_parquet(args.textbank)
+    emb = clip.encode_text([e.text for e in entries], normalize=True, batch_size=args.batch_size)
+    table = pa.table(
+        {
+            "text_id": pa.array(range(len(entries)), pa.int32()),
+            "text": [e.text for e in entries],
+            "family": pa.array([e.family for e in entries], pa.string()),
+            "embedding": fixed_list(emb.cpu().numpy()),
+        }
+    )
+    write_table(table, args.out)
+    log.info("embedded %d texts with %r -> %s", len(entries), clip, args.out)
+
+
+def _textspan_args(p):
+    p.add_argument("--heads", required=True)
+    p.add_argument("--texts", required=True)
+    p.add_argument("--iters", type=int, default=5)
+    p.add_argument("--rank", type=int, default=80)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--out", required=True)
+
+
+def _textspan(args):
+    import polars as pl
+    import torch
+
+    from clipconcepts.extract import read_heads
+    from clipconcepts.io import to_numpy, write_table
+    from clipconcepts.textspan import textspan
+
+    device = (
+        args.device if torch.cuda.is_available() or not args.device.startswith("cuda") else "cpu"
+    )
+    keys, image_ids, data = read_heads(args.heads)
+    texts = pl.read_parquet(args.texts)
+    text_emb = to_numpy(texts.to_arrow()["embedding"])
+    log.info("TEXTSPAN: %d heads x %d images, %d texts", len(keys), len(image_ids), len(texts))
+    result = textspan(
+        torch.from_numpy(data), torch.from_numpy(text_emb), args.iters, args.rank, device
+    )
+    idx = result.indices.cpu().numpy()
+    var = result.variance.cpu().numpy()
+    total = result.total_variance.cpu().numpy()
+    rows = []
+    text_list, family = texts["text"].to_list(), texts["family"].to_list()
+    for k, (layer, head) in enumerate(keys):
+        for rank in range(idx.shape[1]):
+            t = int(idx[k, rank])
+            rows.append(
+                {
+                    "layer": layer,
+                    "head": head,
+                    "rank": rank,
+                    "text_id": t,
+                    "text": text_list[t],
+                    "family": family[t],
+                    "variance": float(var[k, rank]),
+                    "variance_fraction": float(var[k, rank] / total[k]) if total[k] > 0 else 0.0,
+                }
+            )
+    frame = pl.DataFrame(rows).with_columns(
+        pl.col("layer").cast(pl.Int16),
+        pl.col("head").cast(pl.Int16),
+        pl.col("rank").cast(pl.Int8),
+        pl.col("text_id").cast(pl.Int32),
+    )
+    write_table(frame.to_arrow(), args.out)
+
+
+# ---------------------------------------------------------------------------- labelling, judging, CCS
+def _label_args(p):
+    p.add_argument("--textspans", required=True)
+    _llm_args(p)
+    p.add_argument("--out", required=True)
+
+
+def _label(args):
+    import polars as pl
+
+    from clipconcepts.io import write_table
+    from clipconcepts.labelling import label_heads
+    from clipconcepts.llm import LLMCache
+
+    cache = LLMCache(args.cache_dir)
+    labels = label_heads(
+        pl.read_parquet(args.textspans), _backend(args.backend), cache, args.max_concurrency
+    )
+    _log_llm_stats(cache)
+    write_table(labels.to_arrow(), args.out)
+
+
+def _judge_args(p):
+    p.add_argument("--labels", required=True)
+    p.add_argument("--textspans", required=True)
+    p.add_argument("--judges", type=_json, required=True, help="JSON list of backend specs")
+    p.add_argument("--mode", choices=["per_text", "per_head"], default="per_text")
+    p.add_argument("--cache-dir", required=True)
+    p.add_argument("--max-concurrency", type=int, default=None)
+    p.add_argument("--out", required=True)
+
+
+def _judge(args):
+    import polars as pl
+
+    from clipconcepts.io import write_table
+    from clipconcepts.judging import judge_heads
+    from clipconcepts.llm import LLMCache
+
+    cache = LLMCache(args.cache_dir)
+    verdicts = judge_heads(
+        pl.read_parquet(args.labels),
+        pl.read_parquet(args.textspans),
+        [_backend(spec) for spec in args.judges],
+        args.mode,
+        cache,
+        args.max_concurrency,
+    )
+    _log_llm_stats(cache)
+    write_table(verdicts.to_arrow(), args.out)
+
+
+def _ccs_args(p):
+    p.add_argument("--verdicts", required=True)
+    p.add_argument("--labels", required=True)
+    p.add_argument("--textspans", required=True)
+    p.add_argument("--ccs-out", required=True)
+    p.add_argument("--ccs-at-k-out", required=True)
+    p.add_argument("--groups-out", required=True)
+
+
+def _ccs(args):
+    import polars as pl
+
+    from clipconcepts.ccs import ccs_at_k, ccs_table, head_groups
+    from clipconcepts.io import write_table
+
+    ccs = ccs_table(
+        pl.read_parquet(args.verdicts),
+        pl.read_parquet(args.labels),
+        pl.read_parquet(args.textspans),
+    )
+    at_k = ccs_at_k(ccs)
+    write_table(ccs.to_arrow(), args.ccs_out)
+    write_table(at_k.to_arrow(), args.ccs_at_k_out)
+    write_table(head_groups(ccs).to_arrow(), args.groups_out)
+    log.info("CCS@K:\n%s", at_k)
+
+
+def _sheet_args(p):
+    p.add_argument("--ccs", nargs="+", required=True, help="ccs.parquet per model")
+    p.add_argument("--models", nargs="+", required=True)
+    p.add_argument("--n", type=int, default=50)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True)
+
+
+def _sheet(args):
+    import polars as pl
+
+    from clipconcepts.agreement import annotation_sheet
+    from clipconcepts.io import atomic_path
+
+    sheets = [
+        annotation_sheet(pl.read_parquet(path), n=args.n, seed=args.seed, model=model)
+        for path, model in zip(args.ccs, args.models, strict=True)
+    ]
+    with atomic_path(args.out) as tmp:
+        pl.concat(sheets).write_csv(tmp)
+    log.info("annotation sheet: %d rows -> %s", sum(len(s) for s in sheets), args.out)
+
+
+def _agreement_args(p):
+    p.add_argument("--sheet", required=True)
+    p.add_argument("--out", required=True)
+
+
+def _agreement(args):
+    from clipconcepts.agreement import agreement_stats, read_sheet
+    from clipconcepts.io import write_table
+
+    stats = agreement_stats(read_sheet(args.sheet), source=args.sheet)
+    write_table(stats.to_arrow(), args.out)
+    log.info("agreement:\n%s", stats)
+
+
 # ---------------------------------------------------------------------------- entry point
 # step name -> (help, add_args(parser), run(args))
 STEPS: dict[str, tuple[str, Callable, Callable]] = {
@@ -86,6 +365,18 @@ STEPS: dict[str, tuple[str, Callable, Callable]] = {
         _extract_args,
         _extract,
     ),
+    "textbank": ("resolve the text bank (default, file, LLM-generated)", _textbank_args, _textbank),
+    "embed-texts": (
+        "embed the text bank (no template, L2-normalised)",
+        _embed_texts_args,
+        _embed_texts,
+    ),
+    "textspan": ("TEXTSPAN: the texts that span each head's output", _textspan_args, _textspan),
+    "label": ("LLM: one concept label per head from its texts", _label_args, _label),
+    "judge": ("LLM: does each text fit its head's label", _judge_args, _judge),
+    "ccs": ("CCS per head, CCS@K, high/moderate/low head groups", _ccs_args, _ccs),
+    "annotation-sheet": ("sample text-label pairs for human annotation", _sheet_args, _sheet),
+    "agreement": ("human vs LLM agreement (kappa, rho, tau)", _agreement_args, _agreement),
 }
 
 

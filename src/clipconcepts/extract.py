@@ -194,3 +194,19 @@ def read_head_matrix(path: str | Path, layer: int, head: int) -> tuple[list[str]
     )
     values = np.asarray(frame["contribution"].to_numpy(), dtype=np.float32)
     return frame["image_id"].to_list(), torch.from_numpy(values.reshape(len(frame), -1))
+
+
+def read_heads(path: str | Path) -> tuple[list[tuple[int, int]], list[str], np.ndarray]:
+    """All heads of a heads Parquet file as `[K, N, D]` (heads sorted by layer, then head; images
+    in file order), with the `(layer, head)` list and the image ids."""
+    table = pq.read_table(path, columns=["image_id", "layer", "head", "contribution"])
+    layer = table["layer"].to_numpy()
+    head = table["head"].to_numpy()
+    order = np.lexsort((head, layer))  # stable: images stay in file order within a head
+    values = table["contribution"].combine_chunks().flatten().to_numpy(zero_copy_only=False)
+    dim = table.schema.field("contribution").type.list_size
+    values = values.reshape(-1, dim)[order]
+    keys = sorted(set(zip(layer.tolist(), head.tolist(), strict=True)))
+    n_images = len(values) // max(1, len(keys))
+    image_ids = table["image_id"].to_numpy(zero_copy_only=False)[order[:n_images]].tolist()
+    return keys, image_ids, values.reshape(len(keys), n_images, dim)
