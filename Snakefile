@@ -10,6 +10,7 @@ include: "rules/conceptworld.smk"
 include: "rules/extract.smk"
 include: "rules/textspan.smk"
 include: "rules/llm.smk"
+include: "rules/prune.smk"
 
 
 onstart:

@@ -1,5 +1,6 @@
 import json
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -24,7 +25,8 @@ os.environ["PYTHONPATH"] = os.pathsep.join(
 )
 
 wildcard_constraints:
-    model="|".join(MODELS),
+    model="|".join(map(re.escape, MODELS)),
+    dataset="|".join(map(re.escape, config.get("datasets") or {})) or "NONE",
     run=RUN,
 
 
@@ -113,6 +115,45 @@ def prompt_hash(*tasks):
     return "-".join(prompts.prompt_fingerprint(task)[:12] for task in tasks)
 
 
+DATASETS = list(section("datasets"))
+PRUNE_STRATEGIES = ["original", "high", "low", "random", "concept"]
+
+
+def dataset_spec(wildcards):
+    """A dataset's config entry as JSON; concept-world sets point at the generated data."""
+    spec = dict(config["datasets"][wildcards.dataset])
+    if spec["kind"] == "conceptworld":
+        spec.setdefault("root", f"{CONCEPTWORLD}/data")
+    return json.dumps(spec, sort_keys=True)
+
+
+def dataset_files(wildcards):
+    spec = config["datasets"][wildcards.dataset]
+    if spec["kind"] == "conceptworld":
+        return [f"{CONCEPTWORLD}/data/{spec['family']}/manifest.parquet"]
+    return []
+
+
+def concept_pairs(dataset):
+    return knob("prune", "concept_pairs", {}).get(dataset, [])
+
+
+def prune_plan(dataset):
+    """Every (strategy, seed) a prune job evaluates, as listed in its message."""
+    plan = []
+    for strategy in knob("prune", "strategies", PRUNE_STRATEGIES):
+        if strategy == "random":
+            plan += [f"random/seed{s}" for s in knob("prune", "random_seeds", [0, 1, 2])]
+        elif strategy == "concept":
+            for target, unrelated in concept_pairs(dataset):
+                plan += [f"concept:{target}:vs:{unrelated}", f"concept:{unrelated}:vs:{target}"]
+        elif strategy == "manual":
+            plan += [f"manual:{name}" for name in knob("prune", "manual", {})]
+        else:
+            plan.append(strategy)
+    return plan
+
+
 def per_model(pattern):
     return expand(pattern, model=MODELS)
 
@@ -121,6 +162,7 @@ def all_targets():
     targets = per_model(f"{RESULTS}/{{model}}/embeddings.parquet")
     targets += per_model(f"{RESULTS}/{{model}}/ccs_at_k.parquet")
     targets.append(f"{RESULTS}/agreement/annotation_sheet.csv")
+    targets += expand(f"{RESULTS}/{{model}}/prune/{{dataset}}.parquet", model=MODELS, dataset=DATASETS)
     if knob("agreement", "sheet", None):
         targets.append(f"{RESULTS}/agreement/agreement.parquet")
     return targets

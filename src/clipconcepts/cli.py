@@ -357,6 +357,124 @@ def _agreement(args):
     log.info("agreement:\n%s", stats)
 
 
+# ---------------------------------------------------------------------------- zero-shot pruning
+def _dataset_args(p):
+    p.add_argument("--dataset", required=True, help="dataset name (config key under datasets)")
+    p.add_argument("--dataset-spec", type=_json, required=True, help="datasets.<name> as JSON")
+    p.add_argument("--templates", default="ccs")
+
+
+def _build_dataset(args, transform=None):
+    from clipconcepts.data.zeroshot import build_zeroshot_dataset
+
+    spec = dict(args.dataset_spec)
+    return build_zeroshot_dataset(
+        spec.pop("kind"),
+        spec.pop("root", None),
+        transform,
+        download=spec.pop("download", False),
+        templates=args.templates,
+        split=spec.pop("split", None),
+        family=spec.pop("family", None),
+    )
+
+
+def _classifier_args(p):
+    _model_args(p)
+    _dataset_args(p)
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--out", required=True)
+
+
+def _classifier(args):
+    from clipconcepts.data.zeroshot import resolve_templates
+    from clipconcepts.evaluate import build_classifier, save_classifier
+
+    clip = _load(args)
+    kind = args.dataset_spec["kind"]
+    if kind in ("imagefolder", "manifest", "conceptworld"):
+        # class names and templates live with the data: read them from there
+        dataset = _build_dataset(args)
+        classnames, templates = dataset.classnames, dataset.templates
+    else:
+        from clipconcepts.data.zeroshot import classnames_of
+
+        classnames, templates = classnames_of(kind), resolve_templates(kind, args.templates)
+    weights = build_classifier(clip, classnames, templates, args.batch_size)
+    meta = {"dataset": args.dataset, "model": clip.name, "templates": templates}
+    save_classifier(args.out, weights, classnames, meta)
+    log.info(
+        "%s: %d classes x %d templates -> %s",
+        args.dataset,
+        len(classnames),
+        len(templates),
+        args.out,
+    )
+
+
+def _prune_args(p):
+    _model_args(p)
+    _dataset_args(p)
+    p.add_argument("--classifier", required=True)
+    p.add_argument("--head-groups", required=True)
+    p.add_argument("--labels", required=True)
+    p.add_argument("--ccs", required=True)
+    p.add_argument("--layers", type=int, nargs="+", required=True)
+    p.add_argument("--strategies", nargs="+", required=True)
+    p.add_argument("--random-seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--concept-groups", type=_json, default=None)
+    p.add_argument("--concept-pairs", type=_json, default=None)
+    p.add_argument("--concept-heads", choices=["high", "all"], default="high")
+    p.add_argument("--manual", type=_json, default=None)
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--num-workers", type=int, default=0)
+    p.add_argument("--sets-per-pass", type=int, default=8)
+    p.add_argument("--out", required=True)
+
+
+def _prune(args):
+    import polars as pl
+
+    from clipconcepts.evaluate import (
+        evaluate_prune_sets,
+        load_classifier,
+        resolve_prune_sets,
+        write_prune_results,
+    )
+
+    clip = _load(args)
+    ccs = pl.read_parquet(args.ccs).filter(pl.col("judge") == "majority")
+    sets = resolve_prune_sets(
+        args.strategies,
+        pl.read_parquet(args.head_groups),
+        pl.read_parquet(args.labels),
+        layers=[clip.layer_index(layer) for layer in args.layers],
+        n_heads=clip.n_heads,
+        random_seeds=args.random_seeds,
+        concept_groups=args.concept_groups or {},
+        concept_pairs=args.concept_pairs or [],
+        manual=args.manual or {},
+        ccs_df=ccs,
+        concept_heads=args.concept_heads,
+    )
+    for s in sets:
+        log.info("prune set %s seed %d: %d heads %s", s.strategy, s.seed, s.n_heads, s.head_names)
+    dataset = _build_dataset(args, clip.preprocess)
+    weights, classnames, _ = load_classifier(args.classifier)
+    if len(classnames) != dataset.n_classes:
+        raise ValueError(
+            f"classifier {args.classifier} has {len(classnames)} classes, "
+            f"dataset {args.dataset} has {dataset.n_classes}"
+        )
+    loader = dataset.loader(args.batch_size, args.num_workers)
+    log.info("%r on %s: %d images, %d prune sets", clip, args.dataset, len(dataset), len(sets))
+    frame = evaluate_prune_sets(
+        clip, loader, weights.to(clip.device), sets, sets_per_pass=args.sets_per_pass
+    )
+    write_prune_results(frame, args.out)
+    log.info("results:\n%s", frame.select("strategy", "seed", "n_heads", "top1", "top5"))
+
+
 # ---------------------------------------------------------------------------- entry point
 # step name -> (help, add_args(parser), run(args))
 STEPS: dict[str, tuple[str, Callable, Callable]] = {
@@ -377,6 +495,8 @@ STEPS: dict[str, tuple[str, Callable, Callable]] = {
     "ccs": ("CCS per head, CCS@K, high/moderate/low head groups", _ccs_args, _ccs),
     "annotation-sheet": ("sample text-label pairs for human annotation", _sheet_args, _sheet),
     "agreement": ("human vs LLM agreement (kappa, rho, tau)", _agreement_args, _agreement),
+    "classifier": ("zero-shot class embeddings of a dataset", _classifier_args, _classifier),
+    "prune-eval": ("zero-shot accuracy with head sets pruned", _prune_args, _prune),
 }
 
 
