@@ -2,7 +2,10 @@
 # The table of contents of the workflow; every step lives in rules/, all logic in src/clipconcepts.
 
 
-configfile: "config/config.yaml"
+# The papers' setup unless a config is given (--configfile replaces it rather than merging into it).
+if not config:
+
+    configfile: "config/config.yaml"
 
 
 include: "rules/common.smk"
@@ -11,6 +14,7 @@ include: "rules/extract.smk"
 include: "rules/textspan.smk"
 include: "rules/llm.smk"
 include: "rules/prune.smk"
+include: "rules/report.smk"
 
 
 onstart:

@@ -17,6 +17,8 @@ LOGS = f"logs/{RUN}"
 MODELS = list(config["models"])
 PKG = f"{workflow.basedir}/src/clipconcepts"
 CONCEPTWORLD = f"{RESULTS}/conceptworld"
+# The world's attribute families (conceptworld/world.py; stdlib-free constants, mirrored here).
+CONCEPTWORLD_FAMILIES = ["color", "shape", "position", "size", "background"]
 
 # The rules run the package from this source tree; its module files are rule inputs, so an edit
 # to the code a rule runs reruns that rule.
@@ -102,16 +104,23 @@ def llm_backend_spec(name):
     return {"name": name, **backends[name]}
 
 
-def prompt_hash(*tasks):
-    """Hash of the prompt texts a rule uses: editing a prompt reruns exactly those rules.
-
-    prompts.py is loaded on its own (stdlib only), so Snakemake's env needs none of our deps."""
+def load_light_module(relpath):
+    """Load one stdlib-only package module on its own, so Snakemake's env needs none of our
+    dependencies (used for prompt fingerprints and the report's asset list)."""
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("_cc_prompts", f"{PKG}/llm/prompts.py")
-    prompts = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = prompts  # dataclasses look their module up while being built
-    spec.loader.exec_module(prompts)
+    name = "_clipconcepts_" + relpath.replace("/", "_").removesuffix(".py")
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, f"{PKG}/{relpath}")
+        loaded = importlib.util.module_from_spec(spec)
+        sys.modules[name] = loaded  # dataclasses look their module up while being built
+        spec.loader.exec_module(loaded)
+    return sys.modules[name]
+
+
+def prompt_hash(*tasks):
+    """Hash of the prompt texts a rule uses: editing a prompt reruns exactly those rules."""
+    prompts = load_light_module("llm/prompts.py")
     return "-".join(prompts.prompt_fingerprint(task)[:12] for task in tasks)
 
 

@@ -1,0 +1,55 @@
+# The concept world: a small CLIP trained offline on synthetic images with planted concepts, and
+# datasets and a text bank in the same formats as the real ones. Used when a config names it.
+
+
+rule train_concept_clip:
+    message:
+        "train the concept-world CLIP ({params.steps} steps of {params.batch_size})"
+    input:
+        code=code("conceptworld/train.py", "conceptworld/model.py", "conceptworld/generator.py"),
+    output:
+        config=f"{CONCEPTWORLD}/model/conceptworld-vit.json",
+        checkpoint=f"{CONCEPTWORLD}/model/checkpoint.pt",
+        metrics=f"{CONCEPTWORLD}/model/metrics.parquet",
+    log:
+        f"{LOGS}/conceptworld/train.log",
+    params:
+        out_dir=f"{CONCEPTWORLD}/model",
+        steps=knob("conceptworld", "train_steps", 1500),
+        batch_size=knob("conceptworld", "train_batch_size", 128),
+        lr=knob("conceptworld", "lr", 1e-3),
+        seed=knob("conceptworld", "seed", 0),
+        eval_n=knob("conceptworld", "eval_images_per_family", 1000),
+    threads: 2
+    conda:
+        "../envs/torch.yaml"
+    shell:
+        "python -m clipconcepts train-concept-clip --out-dir {params.out_dir:q}"
+        " --steps {params.steps} --batch-size {params.batch_size} --lr {params.lr}"
+        " --seed {params.seed} --eval-images-per-family {params.eval_n} --threads {threads}"
+        " > {log} 2>&1"
+
+
+rule conceptworld_data:
+    message:
+        "write the concept-world probe set and one zero-shot set per family"
+    input:
+        code=code("conceptworld/datasets.py", "conceptworld/generator.py"),
+    output:
+        probe=f"{CONCEPTWORLD}/data/probe/manifest.parquet",
+        families=expand(
+            f"{CONCEPTWORLD}/data/{{family}}/manifest.parquet", family=CONCEPTWORLD_FAMILIES
+        ),
+    log:
+        f"{LOGS}/conceptworld/data.log",
+    params:
+        out_dir=f"{CONCEPTWORLD}/data",
+        n_probe=knob("conceptworld", "n_probe", 2000),
+        n_per_family=knob("conceptworld", "n_per_family", 500),
+        seed=knob("conceptworld", "seed", 0),
+    conda:
+        "../envs/torch.yaml"
+    shell:
+        "python -m clipconcepts conceptworld-data --out-dir {params.out_dir:q}"
+        " --n-probe {params.n_probe} --n-per-family {params.n_per_family}"
+        " --seed {params.seed} > {log} 2>&1"

@@ -15,7 +15,8 @@ rule textbank:
         "resolve the text bank ({params.source})"
     input:
         files=[config["textbank"]["path"]] if config["textbank"]["source"] == "file" else [],
-        code=code("textbank.py", "llm/bank.py"),
+        code=code("textbank.py", "llm/bank.py")
+        + (code("conceptworld/textbank.py") if config["textbank"]["source"] == "conceptworld" else []),
     output:
         f"{RESULTS}/textbank.parquet",
     log:

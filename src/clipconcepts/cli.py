@@ -95,7 +95,7 @@ def _resolve_lexicon(name: str | None) -> dict[str, str] | None:
 
         return default_lexicon()
     if name == "conceptworld":
-        from clipconcepts.conceptworld import conceptworld_lexicon
+        from clipconcepts.conceptworld.lexicon import conceptworld_lexicon
 
         return conceptworld_lexicon()
     from pathlib import Path
@@ -140,7 +140,7 @@ def _textbank(args):
             raise ValueError("textbank.source=file needs the config key textbank.path")
         entries = textbank.read_textbank_file(args.path)
     elif args.source == "conceptworld":
-        from clipconcepts.conceptworld import conceptworld_textbank
+        from clipconcepts.conceptworld.textbank import conceptworld_textbank
 
         entries = [textbank.TextBankEntry(t, f) for t, f in conceptworld_textbank()]
     else:
@@ -475,6 +475,75 @@ def _prune(args):
     log.info("results:\n%s", frame.select("strategy", "seed", "n_heads", "top1", "top5"))
 
 
+
+# ---------------------------------------------------------------------------- report
+def _report_args(p):
+    p.add_argument("--run-dir", required=True)
+    p.add_argument("--models", type=_json, required=True, help="key -> {arch, pretrained} JSON")
+    p.add_argument("--datasets", nargs="*", default=[])
+    p.add_argument("--title", default="clipconcepts report")
+    p.add_argument("--n-examples", type=int, default=3)
+    p.add_argument("--out", required=True)
+    p.add_argument("--assets-dir", required=True)
+
+
+def _report(args):
+    from clipconcepts.report import build_report
+
+    path = build_report(
+        args.run_dir,
+        args.models,
+        args.datasets,
+        args.out,
+        args.assets_dir,
+        title=args.title,
+        n_examples=args.n_examples,
+    )
+    log.info("report -> %s", path)
+
+
+
+# ---------------------------------------------------------------------------- concept world
+def _train_cw_args(p):
+    p.add_argument("--out-dir", required=True)
+    p.add_argument("--steps", type=int, default=1500)
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--eval-images-per-family", type=int, default=1000)
+    p.add_argument("--threads", type=int, default=None)
+
+
+def _train_cw(args):
+    from clipconcepts.conceptworld.train import train_concept_clip
+
+    metrics = train_concept_clip(
+        args.out_dir,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        seed=args.seed,
+        eval_images_per_family=args.eval_images_per_family,
+        threads=args.threads,
+    )
+    log.info("concept-world CLIP zero-shot accuracy per family:\n%s", metrics)
+
+
+def _cw_data_args(p):
+    p.add_argument("--out-dir", required=True)
+    p.add_argument("--n-probe", type=int, default=2000)
+    p.add_argument("--n-per-family", type=int, default=500)
+    p.add_argument("--seed", type=int, default=0)
+
+
+def _cw_data(args):
+    from clipconcepts.conceptworld.datasets import write_datasets
+
+    written = write_datasets(args.out_dir, args.n_probe, args.n_per_family, args.seed)
+    for name, folder in written.items():
+        log.info("concept-world dataset %s -> %s", name, folder)
+
+
 # ---------------------------------------------------------------------------- entry point
 # step name -> (help, add_args(parser), run(args))
 STEPS: dict[str, tuple[str, Callable, Callable]] = {
@@ -497,6 +566,9 @@ STEPS: dict[str, tuple[str, Callable, Callable]] = {
     "agreement": ("human vs LLM agreement (kappa, rho, tau)", _agreement_args, _agreement),
     "classifier": ("zero-shot class embeddings of a dataset", _classifier_args, _classifier),
     "prune-eval": ("zero-shot accuracy with head sets pruned", _prune_args, _prune),
+    "train-concept-clip": ("train the concept-world CLIP", _train_cw_args, _train_cw),
+    "conceptworld-data": ("write the concept-world datasets", _cw_data_args, _cw_data),
+    "report": ("the self-contained HTML report and its assets", _report_args, _report),
 }
 
 

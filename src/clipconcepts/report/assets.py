@@ -1,0 +1,77 @@
+"""The report's standalone files (for `snakemake --report`): names, caption files, categories.
+
+Import-light (standard library only) so a Snakefile can list the report rule's outputs and
+their `report()` captions without loading the plotting stack.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+CAPTIONS_DIR = Path(__file__).with_name("captions")
+DATASET_NAMES = {
+    "cifar10": "CIFAR-10",
+    "cifar100": "CIFAR-100",
+    "food101": "Food-101",
+    "country211": "Country-211",
+    "pets": "Oxford-IIIT Pets",
+    "imagenet-a": "ImageNet-A",
+    "imagenet-r": "ImageNet-R",
+}
+
+
+def dataset_name(key: str) -> str:
+    """Display name of a dataset key (the key itself when unknown)."""
+    return DATASET_NAMES.get(key, key)
+
+
+@dataclass(frozen=True)
+class Asset:
+    """A standalone report file: name in the assets folder, caption kind (`captions/{kind}.rst`),
+    and the category/subcategory it is filed under in `snakemake --report`."""
+
+    name: str
+    kind: str
+    category: str
+    subcategory: str | None = None
+
+    @property
+    def caption(self) -> Path:
+        return caption_path(self.kind)
+
+
+def report_assets(datasets: Sequence[str]) -> list[Asset]:
+    """Every asset `build_report` writes, in a fixed order (each is written even without data,
+    then saying what is missing, so a rule can declare them all as outputs)."""
+    assets = [
+        Asset("ccs_at_k.html", "ccs_at_k_table", "CCS"),
+        Asset("ccs_at_k.svg", "ccs_at_k_figure", "CCS"),
+        Asset("ccs_examples.html", "ccs_examples", "CCS"),
+    ]
+    for d in datasets:
+        sub = dataset_name(d)
+        assets += [
+            Asset(f"prune_{d}.html", "prune_table", "Pruning", sub),
+            Asset(f"prune_{d}.svg", "prune_figure", "Pruning", sub),
+        ]
+    assets += [
+        Asset("concept.html", "concept_table", "Concept pruning"),
+        Asset("concept.svg", "concept_figure", "Concept pruning"),
+        Asset("agreement.html", "agreement", "Agreement"),
+        Asset("conceptworld_metrics.html", "conceptworld_metrics", "Concept world"),
+    ]
+    return assets
+
+
+def asset_paths(assets_dir: str | Path, datasets: Sequence[str]) -> list[Path]:
+    return [Path(assets_dir) / a.name for a in report_assets(datasets)]
+
+
+def caption_path(kind: str) -> Path:
+    """The RST caption of an asset kind ('report' for the HTML report itself)."""
+    path = CAPTIONS_DIR / f"{kind}.rst"
+    if not path.exists():
+        raise FileNotFoundError(f"no report caption for asset kind {kind!r} ({path})")
+    return path

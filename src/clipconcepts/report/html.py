@@ -1,0 +1,294 @@
+"""The self-contained HTML report of a run, and its standalone assets for `snakemake --report`.
+
+`build_report` reads the run's result files (see `inputs.RunLayout`), writes `out_html` (CSS
+inlined, figures inlined as base64 SVG, no external resources) and one file per asset in
+`assets_dir` (names from `report_assets`, known before the run so a rule can declare them; an
+asset without data says so instead of being absent). Every number shown comes from the run's
+files or from `paper_values.yaml`.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+from collections.abc import Mapping, Sequence
+from html import escape
+from importlib import resources
+from pathlib import Path
+
+from matplotlib.figure import Figure
+
+from clipconcepts.io import atomic_path
+from clipconcepts.report import figures, tables
+from clipconcepts.report.assets import dataset_name, report_assets
+from clipconcepts.report.inputs import ModelInfo, RunData, gather_run
+from clipconcepts.report.paper import PaperValues, load_paper_values
+
+log = logging.getLogger(__name__)
+
+
+def _css() -> str:
+    return resources.files("clipconcepts.report").joinpath("style.css").read_text()
+
+
+def page(title: str, body: str) -> str:
+    """A complete HTML page with the report's CSS inlined."""
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>{escape(title)}</title><style>{_css()}</style></head>"
+        f"<body>{body}</body></html>\n"
+    )
+
+
+def _write(path: Path, content: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(content, encoding="utf-8")
+
+
+def _embed(svg: str, alt: str, caption: str) -> str:
+    data = base64.b64encode(svg.encode("utf-8")).decode("ascii")
+    return (
+        f'<figure><img alt="{escape(alt)}" src="data:image/svg+xml;base64,{data}">'
+        f"<figcaption>{escape(caption)}</figcaption></figure>"
+    )
+
+
+def _figure(fig: Figure | None, asset: Path, alt: str, caption: str, absent: str) -> str:
+    """Write the figure (or a placeholder) to `asset`; return its inline HTML (or the message)."""
+    svg = figures.to_svg(fig if fig is not None else figures.message_figure(absent))
+    _write(asset, svg)
+    if fig is None:
+        return f"<p>{tables.missing(absent)}</p>"
+    return _embed(svg, alt, caption)
+
+
+# ------------------------------------------------------------------------------- sections
+def _overview(run: RunData, title: str, values: PaperValues) -> str:
+    rows = [
+        [
+            escape(m.key),
+            escape(m.display),
+            escape(m.arch or ""),
+            escape(m.pretrained or ""),
+            escape(m.paper_name) if m.paper_name else tables.missing("not in the paper"),
+        ]
+        for m in run.models
+    ]
+    models = tables.table(["Key", "Name", "Architecture", "Pretrained", "Paper model"], rows)
+    data = ", ".join(f"{escape(dataset_name(d))} (<code>{escape(d)}</code>)" for d in run.datasets)
+    return f"""
+<section id="overview"><h2>Overview</h2>
+<p>Run folder: <code>{escape(str(run.layout.run_dir))}</code> (run <b>{escape(run.layout.run_dir.name)}</b>).
+Paper: {escape(values.title)}.</p>
+<h3>Models</h3>{models}
+<h3>Datasets</h3><p>{data or tables.missing("none")}</p>
+<h3>What each section shows</h3>
+<ul>
+<li><a href="#ccs-at-k">CCS@K</a>: for each model, the fraction of analysed heads (last layers)
+whose concept consistency score is K, i.e. K of the head's 5 TEXTSPAN texts fit the label an LLM
+gave it (paper Table 3).</li>
+<li><a href="#examples">Examples</a>: heads with high (5), moderate (3) and low (&le; 1) CCS,
+their label and their 5 texts, ✓ where the judge says a text fits (paper Table 1).</li>
+<li><a href="#pruning">Pruning</a>: zero-shot top-1 accuracy (%) per dataset, unpruned and
+with the high-CCS, low-CCS or random heads zeroed (paper Tables 4-6, Figure 2).</li>
+<li><a href="#concept">Concept-specific pruning</a>: accuracy when the heads of one concept
+group (e.g. locations) are pruned vs an unrelated group (paper Figures 3-4, section 5.5).</li>
+<li><a href="#agreement">Agreement</a>: human vs LLM verdicts on text-label pairs (paper Table 2).</li>
+<li><a href="#conceptworld">Concept world</a>: zero-shot accuracy per family of the synthetic
+world's trained CLIP.</li>
+<li><a href="#provenance">Provenance</a>: the file behind each section.</li>
+</ul>
+{tables.LEGEND}
+</section>"""
+
+
+def _section(anchor: str, heading: str, body: str) -> str:
+    return f'<section id="{anchor}"><h2>{escape(heading)}</h2>{body}</section>'
+
+
+def _provenance(run: RunData, values: PaperValues) -> str:
+    lay = run.layout
+
+    def files(paths: list[Path]) -> str:
+        items = []
+        for p in paths:
+            state = "" if p.exists() else " " + tables.missing("(missing)")
+            items.append(f"<li><code>{escape(str(p))}</code>{state}</li>")
+        return "<ul>" + "".join(items) + "</ul>"
+
+    keys = [m.key for m in run.models]
+    parts = [
+        ("CCS@K", [lay.ccs_at_k(k) for k in keys]),
+        ("Examples per CCS bucket", [lay.ccs(k) for k in keys]),
+        (
+            "Pruning and concept-specific pruning",
+            [lay.prune(k, d) for d in run.datasets for k in keys],
+        ),
+        ("Agreement", [lay.agreement()]),
+        ("Concept world", [lay.conceptworld_metrics()]),
+    ]
+    body = "".join(f"<h4>{escape(name)}</h4>{files(paths)}" for name, paths in parts)
+    body += (
+        f"<h4>Paper values</h4><p>{escape(values.title)}, transcribed in "
+        f"<code>{escape(str(values.path))}</code> (each value names its table or section).</p>"
+    )
+    return f'<footer id="provenance"><h2>Provenance</h2>{body}</footer>'
+
+
+# ------------------------------------------------------------------------------- build
+def _model_infos(models: Mapping[str, Mapping[str, str]], values: PaperValues) -> list[ModelInfo]:
+    infos = []
+    for key, spec in models.items():
+        arch, pretrained = spec.get("arch"), spec.get("pretrained")
+        infos.append(
+            ModelInfo(
+                key,
+                arch,
+                pretrained,
+                spec.get("display") or key,
+                values.model_name(arch, pretrained),
+            )
+        )
+    return infos
+
+
+def build_report(
+    run_dir: str | Path,
+    models: Mapping[str, Mapping[str, str]],
+    datasets: Sequence[str],
+    out_html: str | Path,
+    assets_dir: str | Path,
+    title: str = "clipconcepts report",
+    n_examples: int = 3,
+    paper_values: str | Path | None = None,
+) -> Path:
+    """Write the report of `run_dir` to `out_html` and its assets to `assets_dir`.
+
+    `models`: key (folder name under `run_dir`) -> {"arch", "pretrained", "display"}.
+    Missing result files are reported in the page; a malformed one raises `ReportInputError`."""
+    values = load_paper_values(paper_values)
+    run = gather_run(run_dir, _model_infos(models, values), list(datasets))
+    assets = Path(assets_dir)
+    assets.mkdir(parents=True, exist_ok=True)
+
+    def standalone(name: str, heading: str, fragment: str) -> None:
+        _write(
+            assets / name,
+            page(f"{title}: {heading}", f"<h1>{escape(heading)}</h1>{tables.LEGEND}{fragment}"),
+        )
+
+    # CCS@K
+    ccs_table = tables.ccs_at_k_table(run, values)
+    standalone("ccs_at_k.html", "CCS@K", ccs_table)
+    ccs_fig = _figure(
+        figures.ccs_at_k_figure(run, values),
+        assets / "ccs_at_k.svg",
+        "CCS@K bar chart",
+        f"CCS@K per model; grey hatched bars: the paper's {values.ccs_at_k_source}.",
+        "no CCS@K results",
+    )
+    ccs_section = _section(
+        "ccs-at-k",
+        "CCS@K",
+        "<p>Fraction of heads with CCS = K (majority verdict of the judges); the small line is "
+        "the head count.</p>" + ccs_table + ccs_fig,
+    )
+
+    # examples
+    examples = "".join(tables.ccs_examples_table(m, run.ccs[m.key], n_examples) for m in run.models)
+    standalone("ccs_examples.html", "Example heads per CCS bucket", examples)
+    examples_section = _section(
+        "examples",
+        "Example heads per CCS bucket",
+        f"<p>Up to {n_examples} heads per bucket (last layer first), label in quotes; "
+        "✓ = the judge says the text fits the label.</p>" + examples,
+    )
+
+    # pruning
+    pruning_parts = []
+    for d in run.datasets:
+        name = dataset_name(d)
+        top1 = tables.pruning_table(run, d, values, "top1")
+        body = top1
+        if tables.has_pruning(run, d):
+            top5 = tables.pruning_table(run, d, values, "top5")
+            body += f"<details><summary>top-5 accuracy</summary>{top5}</details>"
+        standalone(f"prune_{d}.html", f"Pruning: {name}", body)
+        seeds = sorted(set(figures.random_seed_counts(run, d)))
+        seed_text = "/".join(map(str, seeds)) if seeds else "no"
+        source = values.pruning_source(d)
+        caption = (
+            f"{name}: top-1 accuracy (%) unpruned and after pruning high-CCS, low-CCS or random "
+            f"heads. Random: mean over {seed_text} seeds, error bar = sample std."
+            + (f" Hollow diamonds: the paper's {source}." if source else "")
+        )
+        fig = _figure(
+            figures.pruning_figure(run, d, values),
+            assets / f"prune_{d}.svg",
+            f"pruning bar chart for {name}",
+            caption,
+            f"no pruning results for {d}",
+        )
+        pruning_parts.append(f'<h3 id="pruning-{escape(d)}">{escape(name)}</h3>{body}{fig}')
+    pruning_section = _section(
+        "pruning",
+        "Pruning per dataset",
+        "<p>Zero-shot accuracy in %. Random: mean ± sample std over seeds; the line under a "
+        "value is the number of heads pruned.</p>"
+        + ("".join(pruning_parts) or tables.missing("no datasets")),
+    )
+
+    # concept-specific
+    concept_parts = []
+    for d in run.datasets:
+        fragment = tables.concept_table(run, d, values)
+        name = escape(dataset_name(d))
+        if fragment is None:
+            fragment = f"<p>{tables.missing(f'no concept-specific pruning results for {d}')}</p>"
+        concept_parts.append(f"<h3>{name}</h3>{fragment}")
+    concept_body = "".join(concept_parts)
+    standalone("concept.html", "Concept-specific pruning", concept_body)
+    concept_fig = _figure(
+        figures.concept_figure(run, run.datasets, values),
+        assets / "concept.svg",
+        "concept-specific pruning bar chart",
+        "Top-1 accuracy (%) unpruned and after pruning each concept group's heads; hollow "
+        "diamonds: the numbers the paper's section 5.5 gives.",
+        "no concept-specific pruning results",
+    )
+    concept_section = _section(
+        "concept",
+        "Concept-specific pruning",
+        "<p>Heads whose label falls in a concept group are pruned; a strategy named "
+        "'X heads pruned (vs Y)' is paired with pruning the same number of Y heads.</p>"
+        + concept_body
+        + concept_fig,
+    )
+
+    # agreement, concept world
+    agreement = tables.agreement_table(run, values)
+    standalone("agreement.html", "Human vs LLM agreement", agreement)
+    agreement_section = _section("agreement", "Human vs LLM agreement", agreement)
+    if run.conceptworld_metrics is None:
+        path = run.layout.conceptworld_metrics()
+        metrics = f"<p>{tables.missing(f'no concept-world metrics ({path})')}</p>"
+    else:
+        metrics = tables.frame_table(run.conceptworld_metrics)
+    standalone("conceptworld_metrics.html", "Concept-world CLIP: training metrics", metrics)
+    metrics_section = _section("conceptworld", "Concept-world CLIP: training metrics", metrics)
+
+    body = (
+        f"<h1>{escape(title)}</h1>"
+        + _overview(run, title, values)
+        + ccs_section
+        + examples_section
+        + pruning_section
+        + concept_section
+        + agreement_section
+        + metrics_section
+        + _provenance(run, values)
+    )
+    out = Path(out_html)
+    _write(out, page(title, body))
+    log.info("report written to %s (%d assets in %s)", out, len(report_assets(datasets)), assets)
+    return out

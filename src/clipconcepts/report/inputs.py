@@ -1,0 +1,229 @@
+"""The report's inputs: where each file lives in a run folder, reading it with a column check,
+and the per-strategy summary of a pruning file.
+
+A missing file is not an error (the report says it is missing); a file that lacks a required
+column, or whose column cannot be read as the required type, raises `ReportInputError` naming
+the file and the column.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+log = logging.getLogger(__name__)
+
+# Required columns per input kind, with the type each is read as (extra columns are kept).
+COLUMNS: dict[str, dict[str, pl.DataType]] = {
+    "ccs_at_k": {
+        "judge": pl.String,
+        "k": pl.Int8,
+        "n_heads": pl.Int32,
+        "fraction": pl.Float64,
+        "n_with_invalid": pl.Int32,
+    },
+    "ccs": {
+        "layer": pl.Int16,
+        "head": pl.Int16,
+        "label": pl.String,
+        "judge": pl.String,
+        "ccs": pl.Int8,
+        "n_invalid": pl.Int8,
+        "verdicts": pl.List(pl.Boolean),
+        "texts": pl.List(pl.String),
+    },
+    "prune": {
+        "strategy": pl.String,
+        "seed": pl.Int32,
+        "heads": pl.List(pl.String),
+        "n_heads": pl.Int32,
+        "top1": pl.Float64,
+        "top5": pl.Float64,
+        "n_images": pl.Int64,
+    },
+    "agreement": {
+        "model": pl.String,
+        "n": pl.Int64,
+        "n_blank": pl.Int64,
+        "accuracy": pl.Float64,
+        "kappa": pl.Float64,
+        "spearman_rho": pl.Float64,
+        "kendall_tau": pl.Float64,
+    },
+    "conceptworld_metrics": {"family": pl.String, "accuracy": pl.Float64},
+}
+
+MAJORITY = "majority"
+BASE_STRATEGIES = ("original", "high", "low", "random")
+
+
+class ReportInputError(ValueError):
+    """An input file exists but does not have the expected form."""
+
+
+@dataclass(frozen=True)
+class RunLayout:
+    """Paths of a run's result files (`run_dir` = `results/{run}`)."""
+
+    run_dir: Path
+
+    def ccs_at_k(self, model: str) -> Path:
+        return self.run_dir / model / "ccs_at_k.parquet"
+
+    def ccs(self, model: str) -> Path:
+        return self.run_dir / model / "ccs.parquet"
+
+    def prune(self, model: str, dataset: str) -> Path:
+        return self.run_dir / model / "prune" / f"{dataset}.parquet"
+
+    def agreement(self) -> Path:
+        return self.run_dir / "agreement" / "agreement.parquet"
+
+    def conceptworld_metrics(self) -> Path:
+        return self.run_dir / "conceptworld" / "model" / "metrics.parquet"
+
+
+def read_input(path: Path, kind: str) -> pl.DataFrame | None:
+    """The file as a DataFrame with its required columns cast to their types; None if absent."""
+    path = Path(path)
+    if not path.exists():
+        log.info("report input missing: %s", path)
+        return None
+    try:
+        frame = pl.read_parquet(path)
+    except Exception as err:  # any reader error: one message naming the file
+        raise ReportInputError(f"{path}: cannot be read as Parquet ({err})") from err
+    required = COLUMNS[kind]
+    for column, dtype in required.items():
+        if column not in frame.columns:
+            raise ReportInputError(
+                f"{path}: missing column {column!r} (a {kind} file needs {list(required)}; "
+                f"it has {frame.columns})"
+            )
+        try:
+            frame = frame.with_columns(pl.col(column).cast(dtype, strict=True))
+        except Exception as err:  # a failed cast: name the column and both types
+            raise ReportInputError(
+                f"{path}: column {column!r} has type {frame.schema[column]}, expected {dtype}"
+            ) from err
+    return frame
+
+
+def majority_rows(frame: pl.DataFrame) -> tuple[pl.DataFrame, str | None]:
+    """The rows of the 'majority' judge, or of the only judge if there is no majority;
+    returns (rows, judge name) and (empty, None) when neither exists."""
+    judges = list(dict.fromkeys(frame["judge"].to_list()))
+    if MAJORITY in judges:
+        return frame.filter(pl.col("judge") == MAJORITY), MAJORITY
+    if len(judges) == 1:
+        return frame, judges[0]
+    return frame.clear(), None
+
+
+@dataclass(frozen=True)
+class StrategySummary:
+    """One strategy's results over its rows (one row per seed for `random`)."""
+
+    strategy: str
+    n_runs: int
+    top1_mean: float
+    top1_std: float | None  # sample std (ddof = 1) over runs; None for a single run
+    top5_mean: float
+    top5_std: float | None
+    n_heads: tuple[int, ...]  # distinct head counts over runs
+    n_images: tuple[int, ...]
+
+    @property
+    def is_empty(self) -> bool:
+        """The strategy pruned no heads (an empty group)."""
+        return self.n_heads == (0,)
+
+
+def summarise_prune(frame: pl.DataFrame) -> dict[str, StrategySummary]:
+    """Per strategy (in file order): mean and sample std of top-1/top-5 over its rows."""
+    out: dict[str, StrategySummary] = {}
+    grouped = frame.group_by("strategy", maintain_order=True).agg(
+        pl.len().alias("n_runs"),
+        pl.col("top1").mean().alias("top1_mean"),
+        pl.col("top1").std(ddof=1).alias("top1_std"),
+        pl.col("top5").mean().alias("top5_mean"),
+        pl.col("top5").std(ddof=1).alias("top5_std"),
+        pl.col("n_heads").unique().sort().alias("n_heads"),
+        pl.col("n_images").unique().sort().alias("n_images"),
+    )
+    for row in grouped.iter_rows(named=True):
+        single = row["n_runs"] < 2
+        out[row["strategy"]] = StrategySummary(
+            strategy=row["strategy"],
+            n_runs=row["n_runs"],
+            top1_mean=row["top1_mean"],
+            top1_std=None if single else row["top1_std"],
+            top5_mean=row["top5_mean"],
+            top5_std=None if single else row["top5_std"],
+            n_heads=tuple(row["n_heads"]),
+            n_images=tuple(row["n_images"]),
+        )
+    return out
+
+
+def concept_group(strategy: str) -> tuple[str, str | None] | None:
+    """'concept:objects:vs:colors' -> ('objects', 'colors'); 'concept:locations' ->
+    ('locations', None); anything else -> None."""
+    if not strategy.startswith("concept:"):
+        return None
+    parts = strategy.split(":")
+    if len(parts) == 4 and parts[2] == "vs":
+        return parts[1], parts[3]
+    return strategy.removeprefix("concept:"), None
+
+
+def manual_name(strategy: str) -> str | None:
+    return strategy.removeprefix("manual:") if strategy.startswith("manual:") else None
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """A run's model: its key (folder name), open_clip spec, display name and paper name."""
+
+    key: str
+    arch: str | None
+    pretrained: str | None
+    display: str
+    paper_name: str | None = None
+
+
+@dataclass
+class RunData:
+    """Everything the report shows, read from a run folder. `None` = file missing."""
+
+    layout: RunLayout
+    models: list[ModelInfo]
+    datasets: list[str]
+    ccs_at_k: dict[str, pl.DataFrame | None]
+    ccs: dict[str, pl.DataFrame | None]
+    prune: dict[tuple[str, str], dict[str, StrategySummary] | None]
+    agreement: pl.DataFrame | None
+    conceptworld_metrics: pl.DataFrame | None
+
+
+def gather_run(run_dir: str | Path, models: list[ModelInfo], datasets: list[str]) -> RunData:
+    """Read (and check) every input the report uses."""
+    layout = RunLayout(Path(run_dir))
+    prune: dict[tuple[str, str], dict[str, StrategySummary] | None] = {}
+    for m in models:
+        for dataset in datasets:
+            frame = read_input(layout.prune(m.key, dataset), "prune")
+            prune[m.key, dataset] = None if frame is None else summarise_prune(frame)
+    return RunData(
+        layout=layout,
+        models=models,
+        datasets=list(datasets),
+        ccs_at_k={m.key: read_input(layout.ccs_at_k(m.key), "ccs_at_k") for m in models},
+        ccs={m.key: read_input(layout.ccs(m.key), "ccs") for m in models},
+        prune=prune,
+        agreement=read_input(layout.agreement(), "agreement"),
+        conceptworld_metrics=read_input(layout.conceptworld_metrics(), "conceptworld_metrics"),
+    )
