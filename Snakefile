@@ -9,6 +9,14 @@ if not config:
 
 
 include: "rules/common.smk"
+
+
+wildcard_constraints:
+    model="|".join(map(re.escape, MODELS)),
+    dataset="|".join(map(re.escape, config.get("datasets") or {})) or "NONE",
+    run=RUN,
+
+
 include: "rules/conceptworld.smk"
 include: "rules/extract.smk"
 include: "rules/textspan.smk"

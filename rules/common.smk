@@ -20,16 +20,11 @@ CONCEPTWORLD = f"{RESULTS}/conceptworld"
 # The world's attribute families (conceptworld/world.py; stdlib-free constants, mirrored here).
 CONCEPTWORLD_FAMILIES = ["color", "shape", "position", "size", "background"]
 
-# The rules run the package from this source tree; its module files are rule inputs, so an edit
-# to the code a rule runs reruns that rule.
-os.environ["PYTHONPATH"] = os.pathsep.join(
-    p for p in (f"{workflow.basedir}/src", os.environ.get("PYTHONPATH")) if p
+# The rules run the package from this source tree (also inside per-rule conda envs); its module
+# files are rule inputs, so an edit to the code a rule runs reruns that rule.
+shell.prefix(
+    f"set -euo pipefail; export PYTHONPATH={workflow.basedir}/src${{{{PYTHONPATH:+:$PYTHONPATH}}}}; "
 )
-
-wildcard_constraints:
-    model="|".join(map(re.escape, MODELS)),
-    dataset="|".join(map(re.escape, config.get("datasets") or {})) or "NONE",
-    run=RUN,
 
 
 def section(name):
@@ -75,7 +70,11 @@ def model_files(wildcards):
     if spec["arch"] == "conceptworld":
         return [model_arch(wildcards), model_pretrained(wildcards)]
     files = [spec["arch"]] if spec["arch"].endswith(".json") else []
-    if spec.get("pretrained") and Path(spec["pretrained"]).suffix in (".pt", ".bin", ".safetensors"):
+    if spec.get("pretrained") and Path(spec["pretrained"]).suffix in (
+        ".pt",
+        ".bin",
+        ".safetensors",
+    ):
         files.append(spec["pretrained"])
     return files
 
@@ -85,12 +84,18 @@ def probe_source():
     if probe["kind"] == "conceptworld":
         return "manifest", f"{CONCEPTWORLD}/data/probe"
     if not probe.get("root"):
-        raise ValueError(f"config key probe.root must be set for probe.kind={probe['kind']}")
+        raise ValueError(
+            f"config key probe.root must be set for probe.kind={probe['kind']}"
+        )
     return probe["kind"], probe["root"]
 
 
 def probe_files():
-    return [f"{CONCEPTWORLD}/data/probe/manifest.parquet"] if config["probe"]["kind"] == "conceptworld" else []
+    return (
+        [f"{CONCEPTWORLD}/data/probe/manifest.parquet"]
+        if config["probe"]["kind"] == "conceptworld"
+        else []
+    )
 
 
 def llm_backend_spec(name):
@@ -109,7 +114,7 @@ def load_light_module(relpath):
     dependencies (used for prompt fingerprints and the report's asset list)."""
     import importlib.util
 
-    name = "_clipconcepts_" + relpath.replace("/", "_").removesuffix(".py")
+    name = f"_clipconcepts_{Path(relpath).stem}"
     if name not in sys.modules:
         spec = importlib.util.spec_from_file_location(name, f"{PKG}/{relpath}")
         loaded = importlib.util.module_from_spec(spec)
@@ -119,7 +124,7 @@ def load_light_module(relpath):
 
 
 def prompt_hash(*tasks):
-    """Hash of the prompt texts a rule uses: editing a prompt reruns exactly those rules."""
+    """Hash of the prompt texts used by a rule; editing a prompt reruns exactly those rules."""
     prompts = load_light_module("llm/prompts.py")
     return "-".join(prompts.prompt_fingerprint(task)[:12] for task in tasks)
 
@@ -152,10 +157,15 @@ def prune_plan(dataset):
     plan = []
     for strategy in knob("prune", "strategies", PRUNE_STRATEGIES):
         if strategy == "random":
-            plan += [f"random/seed{s}" for s in knob("prune", "random_seeds", [0, 1, 2])]
+            plan += [
+                f"random/seed{s}" for s in knob("prune", "random_seeds", [0, 1, 2])
+            ]
         elif strategy == "concept":
             for target, unrelated in concept_pairs(dataset):
-                plan += [f"concept:{target}:vs:{unrelated}", f"concept:{unrelated}:vs:{target}"]
+                plan += [
+                    f"concept:{target}:vs:{unrelated}",
+                    f"concept:{unrelated}:vs:{target}",
+                ]
         elif strategy == "manual":
             plan += [f"manual:{name}" for name in knob("prune", "manual", {})]
         else:
@@ -171,7 +181,39 @@ def all_targets():
     targets = per_model(f"{RESULTS}/{{model}}/embeddings.parquet")
     targets += per_model(f"{RESULTS}/{{model}}/ccs_at_k.parquet")
     targets.append(f"{RESULTS}/agreement/annotation_sheet.csv")
-    targets += expand(f"{RESULTS}/{{model}}/prune/{{dataset}}.parquet", model=MODELS, dataset=DATASETS)
+    targets += expand(
+        f"{RESULTS}/{{model}}/prune/{{dataset}}.parquet", model=MODELS, dataset=DATASETS
+    )
     if knob("agreement", "sheet", None):
         targets.append(f"{RESULTS}/agreement/agreement.parquet")
     return targets
+
+
+def textbank_params():
+    bank = config["textbank"]
+    backend = (
+        llm_backend_spec(config["llm"]["labeller"])
+        if bank["source"] == "generate"
+        else None
+    )
+    return {
+        "source": bank["source"],
+        "path": bank.get("path") or "",
+        "n": bank.get("generate_n", 3000),
+        "batch": bank.get("generate_batch", 50),
+        "backend": json.dumps(backend) if backend else "",
+    }
+
+
+REPORT_ASSETS = load_light_module("report/assets.py").report_assets(DATASETS)
+
+
+def report_models():
+    """Model keys with their arch and pretrained tag (the report matches them to the papers)."""
+    return json.dumps(
+        {
+            key: {"arch": spec["arch"], "pretrained": spec.get("pretrained") or ""}
+            for key, spec in config["models"].items()
+        },
+        sort_keys=True,
+    )

@@ -3,26 +3,30 @@
 
 
 rule train_concept_clip:
-    message:
-        "train the concept-world CLIP ({params.steps} steps of {params.batch_size})"
     input:
-        code=code("conceptworld/train.py", "conceptworld/model.py", "conceptworld/generator.py"),
+        code=code(
+            "conceptworld/train.py",
+            "conceptworld/model.py",
+            "conceptworld/generator.py",
+        ),
     output:
         config=f"{CONCEPTWORLD}/model/conceptworld-vit.json",
         checkpoint=f"{CONCEPTWORLD}/model/checkpoint.pt",
         metrics=f"{CONCEPTWORLD}/model/metrics.parquet",
     log:
         f"{LOGS}/conceptworld/train.log",
+    conda:
+        "../envs/torch.yaml"
+    threads: 2
     params:
-        out_dir=f"{CONCEPTWORLD}/model",
+        out_dir=lambda wildcards, output: Path(output.checkpoint).parent,
         steps=knob("conceptworld", "train_steps", 1500),
         batch_size=knob("conceptworld", "train_batch_size", 128),
         lr=knob("conceptworld", "lr", 1e-3),
         seed=knob("conceptworld", "seed", 0),
         eval_n=knob("conceptworld", "eval_images_per_family", 1000),
-    threads: 2
-    conda:
-        "../envs/torch.yaml"
+    message:
+        "train the concept-world CLIP ({params.steps} steps of {params.batch_size})"
     shell:
         "python -m clipconcepts train-concept-clip --out-dir {params.out_dir:q}"
         " --steps {params.steps} --batch-size {params.batch_size} --lr {params.lr}"
@@ -31,24 +35,25 @@ rule train_concept_clip:
 
 
 rule conceptworld_data:
-    message:
-        "write the concept-world probe set and one zero-shot set per family"
     input:
         code=code("conceptworld/datasets.py", "conceptworld/generator.py"),
     output:
         probe=f"{CONCEPTWORLD}/data/probe/manifest.parquet",
         families=expand(
-            f"{CONCEPTWORLD}/data/{{family}}/manifest.parquet", family=CONCEPTWORLD_FAMILIES
+            f"{CONCEPTWORLD}/data/{{family}}/manifest.parquet",
+            family=CONCEPTWORLD_FAMILIES,
         ),
     log:
         f"{LOGS}/conceptworld/data.log",
+    conda:
+        "../envs/torch.yaml"
     params:
-        out_dir=f"{CONCEPTWORLD}/data",
+        out_dir=lambda wildcards, output: Path(output.probe).parent.parent,
         n_probe=knob("conceptworld", "n_probe", 2000),
         n_per_family=knob("conceptworld", "n_per_family", 500),
         seed=knob("conceptworld", "seed", 0),
-    conda:
-        "../envs/torch.yaml"
+    message:
+        "write the concept-world probe set and one zero-shot set per family"
     shell:
         "python -m clipconcepts conceptworld-data --out-dir {params.out_dir:q}"
         " --n-probe {params.n_probe} --n-per-family {params.n_per_family}"

@@ -2,8 +2,6 @@
 
 
 rule label:
-    message:
-        "label every head of {wildcards.model} with {params.labeller}"
     input:
         textspans=rules.textspan.output[0],
         code=code("labelling.py", "llm/backends.py", "llm/cache.py"),
@@ -11,17 +9,19 @@ rule label:
         f"{RESULTS}/{{model}}/labels.parquet",
     log:
         f"{LOGS}/{{model}}/label.log",
+    localrule: True
+    conda:
+        "../envs/llm.yaml"
+    resources:
+        llm=1,
     params:
         labeller=config["llm"]["labeller"],
         backend=json.dumps(llm_backend_spec(config["llm"]["labeller"])),
         prompt=prompt_hash("label"),
         cache=f"{RESULTS}/llm_cache",
         concurrency=config["llm"].get("max_concurrency", 4),
-    localrule: True
-    resources:
-        llm=1,
-    conda:
-        "../envs/llm.yaml"
+    message:
+        "label every head of {wildcards.model} with {params.labeller}"
     shell:
         "python -m clipconcepts label --textspans {input.textspans:q} --backend {params.backend:q}"
         " --cache-dir {params.cache:q} --max-concurrency {params.concurrency}"
@@ -29,8 +29,6 @@ rule label:
 
 
 rule judge:
-    message:
-        "judge the texts of every head of {wildcards.model} ({params.mode})"
     input:
         labels=rules.label.output[0],
         textspans=rules.textspan.output[0],
@@ -39,17 +37,19 @@ rule judge:
         f"{RESULTS}/{{model}}/verdicts.parquet",
     log:
         f"{LOGS}/{{model}}/judge.log",
+    localrule: True
+    conda:
+        "../envs/llm.yaml"
+    resources:
+        llm=1,
     params:
         judges=json.dumps([llm_backend_spec(name) for name in config["llm"]["judges"]]),
         mode=config["llm"].get("judge_mode", "per_text"),
         prompt=prompt_hash("judge_text", "judge_head"),
         cache=f"{RESULTS}/llm_cache",
         concurrency=config["llm"].get("max_concurrency", 4),
-    localrule: True
-    resources:
-        llm=1,
-    conda:
-        "../envs/llm.yaml"
+    message:
+        "judge the texts of every head of {wildcards.model} ({params.mode})"
     shell:
         "python -m clipconcepts judge --labels {input.labels:q} --textspans {input.textspans:q}"
         " --judges {params.judges:q} --mode {params.mode} --cache-dir {params.cache:q}"
@@ -57,8 +57,6 @@ rule judge:
 
 
 rule ccs:
-    message:
-        "CCS and CCS@K of {wildcards.model}"
     input:
         verdicts=rules.judge.output[0],
         labels=rules.label.output[0],
@@ -72,6 +70,8 @@ rule ccs:
         f"{LOGS}/{{model}}/ccs.log",
     conda:
         "../envs/llm.yaml"
+    message:
+        "CCS and CCS@K of {wildcards.model}"
     shell:
         "python -m clipconcepts ccs --verdicts {input.verdicts:q} --labels {input.labels:q}"
         " --textspans {input.textspans:q} --ccs-out {output.ccs:q}"
@@ -79,8 +79,6 @@ rule ccs:
 
 
 rule annotation_sheet:
-    message:
-        "sample text-label pairs for human annotation"
     input:
         ccs=per_model(f"{RESULTS}/{{model}}/ccs.parquet"),
         code=code("agreement.py"),
@@ -88,20 +86,20 @@ rule annotation_sheet:
         f"{RESULTS}/agreement/annotation_sheet.csv",
     log:
         f"{LOGS}/annotation_sheet.log",
+    conda:
+        "../envs/llm.yaml"
     params:
         models=" ".join(MODELS),
         n=knob("agreement", "n", 50),
         seed=knob("agreement", "seed", 0),
-    conda:
-        "../envs/llm.yaml"
+    message:
+        "sample text-label pairs for human annotation"
     shell:
         "python -m clipconcepts annotation-sheet --ccs {input.ccs:q} --models {params.models}"
         " --n {params.n} --seed {params.seed} --out {output:q} > {log} 2>&1"
 
 
 rule agreement:
-    message:
-        "agreement between the human annotation and the LLM judge"
     input:
         sheet=knob("agreement", "sheet", None) or [],
         code=code("agreement.py"),
@@ -111,5 +109,7 @@ rule agreement:
         f"{LOGS}/agreement.log",
     conda:
         "../envs/llm.yaml"
+    message:
+        "agreement between the human annotation and the LLM judge"
     shell:
         "python -m clipconcepts agreement --sheet {input.sheet:q} --out {output:q} > {log} 2>&1"

@@ -1,6 +1,4 @@
 rule classifier:
-    message:
-        "zero-shot classifier of {wildcards.model} for {wildcards.dataset}"
     input:
         model=model_files,
         data=dataset_files,
@@ -9,6 +7,8 @@ rule classifier:
         f"{RESULTS}/{{model}}/classifiers/{{dataset}}.parquet",
     log:
         f"{LOGS}/{{model}}/classifier_{{dataset}}.log",
+    conda:
+        "../envs/torch.yaml"
     params:
         arch=model_arch,
         pretrained=model_pretrained,
@@ -17,8 +17,8 @@ rule classifier:
         spec=dataset_spec,
         templates=knob("prune", "templates", "ccs"),
         batch_size=knob("prune", "batch_size", 256),
-    conda:
-        "../envs/torch.yaml"
+    message:
+        "zero-shot classifier of {wildcards.model} for {wildcards.dataset}"
     shell:
         "python -m clipconcepts classifier --arch {params.arch:q} --pretrained={params.pretrained:q}"
         " --device {params.device} --precision {params.precision}"
@@ -27,8 +27,6 @@ rule classifier:
 
 
 rule prune_eval:
-    message:
-        "pruned zero-shot accuracy of {wildcards.model} on {wildcards.dataset}: {params.plan}"
     input:
         model=model_files,
         data=dataset_files,
@@ -46,6 +44,8 @@ rule prune_eval:
         f"{RESULTS}/{{model}}/prune/{{dataset}}.parquet",
     log:
         f"{LOGS}/{{model}}/prune_{{dataset}}.log",
+    conda:
+        "../envs/torch.yaml"
     params:
         plan=lambda wildcards: " ".join(prune_plan(wildcards.dataset)),
         arch=model_arch,
@@ -64,8 +64,8 @@ rule prune_eval:
         batch_size=knob("prune", "batch_size", 256),
         num_workers=knob("prune", "num_workers", 0),
         sets_per_pass=knob("prune", "sets_per_pass", 8),
-    conda:
-        "../envs/torch.yaml"
+    message:
+        "pruned zero-shot accuracy of {wildcards.model} on {wildcards.dataset}: {params.plan}"
     shell:
         "python -m clipconcepts prune-eval --arch {params.arch:q} --pretrained={params.pretrained:q}"
         " --device {params.device} --precision {params.precision}"

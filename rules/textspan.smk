@@ -1,34 +1,30 @@
-def textbank_params():
-    bank = config["textbank"]
-    backend = llm_backend_spec(config["llm"]["labeller"]) if bank["source"] == "generate" else None
-    return {
-        "source": bank["source"],
-        "path": bank.get("path") or "",
-        "n": bank.get("generate_n", 3000),
-        "batch": bank.get("generate_batch", 50),
-        "backend": json.dumps(backend) if backend else "",
-    }
-
-
 rule textbank:
-    message:
-        "resolve the text bank ({params.source})"
     input:
-        files=[config["textbank"]["path"]] if config["textbank"]["source"] == "file" else [],
+        files=(
+            [config["textbank"]["path"]]
+            if config["textbank"]["source"] == "file"
+            else []
+        ),
         code=code("textbank.py", "llm/bank.py")
-        + (code("conceptworld/textbank.py") if config["textbank"]["source"] == "conceptworld" else []),
+        + (
+            code("conceptworld/textbank.py")
+            if config["textbank"]["source"] == "conceptworld"
+            else []
+        ),
     output:
         f"{RESULTS}/textbank.parquet",
     log:
         f"{LOGS}/textbank.log",
+    localrule: True
+    conda:
+        "../envs/llm.yaml"
+    resources:
+        llm=1,
     params:
         **textbank_params(),
         cache=f"{RESULTS}/llm_cache",
-    localrule: True
-    resources:
-        llm=1,
-    conda:
-        "../envs/llm.yaml"
+    message:
+        "resolve the text bank ({params.source})"
     shell:
         "python -m clipconcepts textbank --source {params.source} --path={params.path:q}"
         " --generate-n {params.n} --generate-batch {params.batch}"
@@ -36,8 +32,6 @@ rule textbank:
 
 
 rule embed_texts:
-    message:
-        "embed the text bank with {wildcards.model}"
     input:
         bank=rules.textbank.output[0],
         model=model_files,
@@ -46,14 +40,16 @@ rule embed_texts:
         f"{RESULTS}/{{model}}/texts.parquet",
     log:
         f"{LOGS}/{{model}}/embed_texts.log",
+    conda:
+        "../envs/torch.yaml"
     params:
         arch=model_arch,
         pretrained=model_pretrained,
         device=config.get("device", "cuda"),
         precision=config.get("precision", "fp32"),
         batch_size=knob("textspan", "batch_size", 512),
-    conda:
-        "../envs/torch.yaml"
+    message:
+        "embed the text bank with {wildcards.model}"
     shell:
         "python -m clipconcepts embed-texts --arch {params.arch:q} --pretrained={params.pretrained:q}"
         " --device {params.device} --precision {params.precision}"
@@ -61,8 +57,6 @@ rule embed_texts:
 
 
 rule textspan:
-    message:
-        "TEXTSPAN for every analysed head of {wildcards.model}"
     input:
         heads=rules.extract.output.heads,
         texts=rules.embed_texts.output[0],
@@ -71,12 +65,14 @@ rule textspan:
         f"{RESULTS}/{{model}}/textspans.parquet",
     log:
         f"{LOGS}/{{model}}/textspan.log",
+    conda:
+        "../envs/torch.yaml"
     params:
         iters=knob("textspan", "texts_per_head", 5),
         rank=knob("textspan", "rank", 80),
         device=config.get("device", "cuda"),
-    conda:
-        "../envs/torch.yaml"
+    message:
+        "TEXTSPAN for every analysed head of {wildcards.model}"
     shell:
         "python -m clipconcepts textspan --heads {input.heads:q} --texts {input.texts:q}"
         " --iters {params.iters} --rank {params.rank} --device {params.device}"

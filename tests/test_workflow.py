@@ -1,0 +1,203 @@
+"""The Snakemake workflow end to end: the paper config's DAG, a small concept-world run, reruns.
+
+The small run copies the workflow (Snakefile, rules, config, src) into a temporary folder, so a
+test can edit a prompt there without touching the repository.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from html.parser import HTMLParser
+from pathlib import Path
+
+import polars as pl
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+
+
+def _run(args, cwd, check=True):
+    proc = subprocess.run(SNAKEMAKE + args, cwd=cwd, capture_output=True, text=True, timeout=1200)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
+    return proc.stdout + proc.stderr
+
+
+def _job_counts(output: str) -> dict[str, int]:
+    """Rule -> job count from the 'Job stats' table of a (dry) run."""
+    table = output.split("Job stats:")[1].split("\n\n")[0]
+    counts = {}
+    for line in table.splitlines()[3:]:
+        parts = line.split()
+        if len(parts) == 2 and parts[1].isdigit() and parts[0] != "total":
+            counts[parts[0]] = int(parts[1])
+    return counts
+
+
+def test_paper_dry_run_lists_every_job():
+    out = _run(["-n", "--profile", "profiles/slurm", "--configfile", "config/config.yaml"], ROOT)
+    config = yaml.safe_load((ROOT / "config/config.yaml").read_text())
+    models, datasets = list(config["models"]), list(config["datasets"])
+    counts = _job_counts(out)
+    assert counts["extract"] == counts["textspan"] == counts["ccs"] == len(models)
+    assert counts["prune_eval"] == counts["classifier"] == len(models) * len(datasets)
+    seeds = config["prune"]["random_seeds"]
+    for model in models:
+        for dataset in datasets:
+            match = re.search(
+                rf"pruned zero-shot accuracy of {re.escape(model)} on {re.escape(dataset)}: (.*)",
+                out,
+            )
+            assert match, (model, dataset)
+            plan = match.group(1).split()
+            for strategy in ("original", "high", "low"):
+                assert strategy in plan
+            assert [p for p in plan if p.startswith("random/")] == [
+                f"random/seed{s}" for s in seeds
+            ]
+            for target, other in config["prune"]["concept_pairs"].get(dataset, []):
+                assert f"concept:{target}:vs:{other}" in plan
+
+
+def test_bad_config_names_the_key(tmp_path):
+    config = yaml.safe_load((ROOT / "config/demo.yaml").read_text())
+    config["extract"]["batch_sise"] = 3
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(config))
+    out = _run(["-n", "--configfile", str(tmp_path / "bad.yaml")], ROOT, check=False)
+    assert "batch_sise" in out
+    config["extract"] = {"batch_size": "many"}
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(config))
+    out = _run(["-n", "--configfile", str(tmp_path / "bad.yaml")], ROOT, check=False)
+    assert "batch_size" in out and "'many' is not of type 'integer'" in out
+
+
+class _Sections(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.ids = set()
+
+    def handle_starttag(self, tag, attrs):
+        for key, value in attrs:
+            if key == "id":
+                self.ids.add(value)
+
+
+@pytest.fixture(scope="module")
+def small_demo(tmp_path_factory):
+    """The demo DAG on a reduced concept world (short training, small sets), run once."""
+    work = tmp_path_factory.mktemp("workflow")
+    for name in ("Snakefile", "rules", "config", "profiles"):
+        src = ROOT / name
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, work / name)
+    shutil.copytree(ROOT / "src", work / "src", ignore=shutil.ignore_patterns("__pycache__"))
+    config = yaml.safe_load((ROOT / "config/demo.yaml").read_text())
+    config["conceptworld"].update(
+        train_steps=40, n_probe=96, n_per_family=40, eval_images_per_family=40
+    )
+    config["extract"].update(batch_size=32, part_size=50)
+    config["prune"].update(batch_size=64, random_seeds=[0, 1])
+    (work / "config/small.yaml").write_text(yaml.safe_dump(config))
+    out = _run(
+        ["--profile", "profiles/local", "--configfile", "config/small.yaml", "--cores", "2"], work
+    )
+    return work, config, out
+
+
+def test_small_demo_extraction_outputs(small_demo):
+    work, config, _ = small_demo
+    results = work / "results/demo/conceptworld"
+    heads = pl.read_parquet(results / "heads.parquet")
+    emb = pl.read_parquet(results / "embeddings.parquet")
+    n_probe = config["conceptworld"]["n_probe"]
+    assert heads.columns == ["image_id", "label", "layer", "head", "contribution"]
+    assert heads.schema["contribution"].size == emb.schema["embedding"].size
+    n_heads = heads["head"].n_unique()
+    assert len(emb) == n_probe and len(heads) == n_probe * len(config["layers"]) * n_heads
+    assert (work / "logs/demo/conceptworld/extract.log").stat().st_size > 0
+
+
+def test_small_demo_every_stage_and_report(small_demo):
+    work, config, _ = small_demo
+    results = work / "results/demo"
+    textspans = pl.read_parquet(results / "conceptworld/textspans.parquet")
+    assert textspans.group_by("layer", "head").len()["len"].unique().to_list() == [5]
+    at_k = pl.read_parquet(results / "conceptworld/ccs_at_k.parquet").filter(
+        pl.col("judge") == "majority"
+    )
+    assert at_k["fraction"].sum() == pytest.approx(1.0)
+    for dataset in config["datasets"]:
+        prune = pl.read_parquet(results / f"conceptworld/prune/{dataset}.parquet")
+        assert {"original", "high", "low", "random"} <= set(prune["strategy"])
+        assert sorted(prune.filter(pl.col("strategy") == "random")["seed"]) == [0, 1]
+    parser = _Sections()
+    parser.feed((results / "report.html").read_text())
+    assert {"overview", "ccs-at-k", "examples", "pruning", "concept", "conceptworld"} <= parser.ids
+    # every rule wrote its log
+    logs = {p.name for p in (work / "logs/demo").rglob("*.log")}
+    assert {
+        "extract.log",
+        "textspan.log",
+        "label.log",
+        "judge.log",
+        "ccs.log",
+        "report.log",
+    } <= logs
+
+
+def test_llm_rerun_makes_no_calls(small_demo):
+    work, _, _ = small_demo
+    log = (work / "logs/demo/conceptworld/label.log").read_text()
+    first = re.search(r"(\d+) requests, (\d+) new answers", log)
+    assert first and int(first.group(2)) > 0
+    (work / "results/demo/conceptworld/labels.parquet").unlink()
+    _run(["--profile", "profiles/local", "--configfile", "config/small.yaml", "--cores", "2",
+          "results/demo/conceptworld/labels.parquet"], work)  # fmt: skip
+    log = (work / "logs/demo/conceptworld/label.log").read_text()
+    again = re.search(r"(\d+) requests, (\d+) new answers", log)
+    assert again.group(1) == first.group(1) and again.group(2) == "0"
+
+
+def _dry(work, *extra):
+    return _job_counts(
+        _run(
+            ["-n", "--profile", "profiles/local", "--configfile", "config/small.yaml", *extra], work
+        )
+    )
+
+
+def test_rerun_after_prune_knob_touches_only_pruning_and_report(small_demo):
+    work, _, _ = small_demo
+    assert "Nothing to be done" in _run(
+        ["-n", "--profile", "profiles/local", "--configfile", "config/small.yaml"], work
+    )
+    counts = _dry(work, "--config", "prune={'random_seeds': [0, 1, 2]}")
+    assert set(counts) == {"prune_eval", "report", "all"}, counts
+
+
+def test_rerun_after_judge_prompt_edit_skips_extraction_textspan_labelling(small_demo):
+    work, _, _ = small_demo
+    prompts = work / "src/clipconcepts/llm/prompts.py"
+    original = prompts.read_text()
+    try:
+        prompts.write_text(
+            original.replace(
+                "You check whether an image description", "You decide whether an image description"
+            )
+        )
+        counts = _dry(work)
+        assert set(counts) == {"judge", "ccs", "prune_eval", "report", "all"}, counts
+    finally:
+        prompts.write_text(original)
+
+
+def test_rerun_after_code_edit_of_extraction(small_demo):
+    work, _, _ = small_demo
+    module = work / "src/clipconcepts/extract.py"
+    module.write_text(module.read_text() + "\n")
+    counts = _dry(work)
+    assert "extract" in counts and "train_concept_clip" not in counts, counts
