@@ -21,9 +21,12 @@ CONCEPTWORLD = f"{RESULTS}/conceptworld"
 CONCEPTWORLD_FAMILIES = ["color", "shape", "position", "size", "background"]
 
 # The rules run the package from this source tree (also inside per-rule conda envs); its module
-# files are rule inputs, so an edit to the code a rule runs reruns that rule.
+# files are rule inputs, so an edit to the code a rule runs reruns that rule. Progress bars
+# write to the logs every 15 s rather than at every step.
 shell.prefix(
-    f"set -euo pipefail; export PYTHONPATH={workflow.basedir}/src${{{{PYTHONPATH:+:$PYTHONPATH}}}}; "
+    "set -euo pipefail; "
+    f"export PYTHONPATH={workflow.basedir}/src${{{{PYTHONPATH:+:$PYTHONPATH}}}}; "
+    "export TQDM_MININTERVAL=${{TQDM_MININTERVAL:-15}}; "
 )
 
 
@@ -186,6 +189,7 @@ def all_targets():
     )
     if knob("agreement", "sheet", None):
         targets.append(f"{RESULTS}/agreement/agreement.parquet")
+    targets.append(f"{RESULTS}/report.html")
     return targets
 
 
