@@ -1,0 +1,138 @@
+"""Ground-truth checks on a head-aware CLIP trained on the concept world.
+
+Which heads carry a family? A head's direct contributions `c_b` (one per image, in the joint
+embedding space) carry family f when they vary along f's class-text directions: with the
+class embeddings `t_k` of f centred over classes (only their differences decide a zero-shot
+prediction), the score is sum_k Var_b(c_b . t_k). Pruning the top-scoring heads should hurt f's
+zero-shot accuracy more than pruning as many random heads.
+
+Works with any object with the `clipconcepts.models.HeadAwareCLIP` interface: `n_layers`,
+`n_heads`, `encode_text(texts)` (L2-normalised), `encode_image(images, prune=[(layer, head)])`
+and `head_contributions(images, layers) -> [B, L, H, D]`.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from clipconcepts.conceptworld.world import TEMPLATES, values_of
+
+Head = tuple[int, int]
+
+
+@torch.no_grad()
+def family_classifier(clip, family: str) -> torch.Tensor:
+    """Zero-shot class embeddings [K, D] of `family` (template-averaged, L2-normalised)."""
+    classnames = values_of(family)
+    templates = TEMPLATES[family]
+    emb = clip.encode_text([t.format(c) for c in classnames for t in templates])
+    emb = F.normalize(emb.float(), dim=-1).view(len(classnames), len(templates), -1).mean(1)
+    return F.normalize(emb, dim=-1)
+
+
+@torch.no_grad()
+def family_head_scores(clip, images: torch.Tensor, family: str) -> torch.Tensor:
+    """[n_layers, n_heads]: variance of each head's direct contributions along the family's
+    centred class-text directions, summed over classes."""
+    classifier = family_classifier(clip, family)
+    directions = classifier - classifier.mean(dim=0, keepdim=True)
+    contributions = clip.head_contributions(images, list(range(clip.n_layers))).float()
+    projections = contributions @ directions.T  # [B, L, H, K]
+    return projections.var(dim=0).sum(dim=-1)
+
+
+def top_heads(scores: torch.Tensor, k: int) -> list[Head]:
+    """The k (layer, head) pairs with the largest scores, best first."""
+    order = torch.argsort(scores.flatten(), descending=True)[:k]
+    n_heads = scores.shape[1]
+    return [(int(i) // n_heads, int(i) % n_heads) for i in order]
+
+
+@torch.no_grad()
+def zero_shot_scores(
+    clip, images: torch.Tensor, labels: np.ndarray, family: str, prune: list[Head] | None = None
+) -> tuple[float, float]:
+    """(accuracy, mean margin) of the family's zero-shot classifier with the heads in `prune`
+    zeroed; the margin is cos(true class) - max cos(other class), per image."""
+    classifier = family_classifier(clip, family)
+    embedding = F.normalize(clip.encode_image(images, prune=prune or []).float(), dim=-1)
+    cosines = embedding @ classifier.T
+    labels_t = torch.as_tensor(np.asarray(labels), device=cosines.device)
+    true = cosines.gather(1, labels_t[:, None])[:, 0]
+    others = cosines.scatter(1, labels_t[:, None], float("-inf")).max(dim=1).values
+    accuracy = (cosines.argmax(dim=1) == labels_t).float().mean().item()
+    return accuracy, (true - others).mean().item()
+
+
+def zero_shot_accuracy(
+    clip, images: torch.Tensor, labels: np.ndarray, family: str, prune: list[Head] | None = None
+) -> float:
+    """Family zero-shot accuracy of `clip` on `images`, with the heads in `prune` zeroed."""
+    return zero_shot_scores(clip, images, labels, family, prune)[0]
+
+
+@dataclass(frozen=True)
+class PruningCheck:
+    """Drops in a family's zero-shot accuracy and mean margin when its top-k heads, or k random
+    heads (one entry per seed), are pruned."""
+
+    family: str
+    k: int
+    accuracy: float
+    margin: float
+    family_heads: list[Head]
+    family_heads_drop: float
+    random_drops: list[float]
+    family_heads_margin_drop: float
+    random_margin_drops: list[float]
+
+    @property
+    def random_drop(self) -> float:
+        return float(np.mean(self.random_drops))
+
+    @property
+    def random_margin_drop(self) -> float:
+        return float(np.mean(self.random_margin_drops))
+
+
+def pruning_check(
+    clip,
+    images: torch.Tensor,
+    labels: np.ndarray,
+    family: str,
+    k: int,
+    seeds: tuple[int, ...] = (0, 1, 2),
+    score_images: torch.Tensor | None = None,
+) -> PruningCheck:
+    """Prune the family's top-k heads (scored on `score_images`, default `images`) and, per seed,
+    k random heads drawn from the other heads; report the drops in accuracy and margin."""
+    scores = family_head_scores(clip, images if score_images is None else score_images, family)
+    chosen = top_heads(scores, k)
+    accuracy, margin = zero_shot_scores(clip, images, labels, family)
+    pruned_accuracy, pruned_margin = zero_shot_scores(clip, images, labels, family, chosen)
+    others = [
+        (layer, head)
+        for layer in range(clip.n_layers)
+        for head in range(clip.n_heads)
+        if (layer, head) not in chosen
+    ]
+    random_scores = [
+        zero_shot_scores(clip, images, labels, family, random.Random(seed).sample(others, k))
+        for seed in seeds
+    ]
+    return PruningCheck(
+        family=family,
+        k=k,
+        accuracy=accuracy,
+        margin=margin,
+        family_heads=chosen,
+        family_heads_drop=accuracy - pruned_accuracy,
+        random_drops=[accuracy - a for a, _ in random_scores],
+        family_heads_margin_drop=margin - pruned_margin,
+        random_margin_drops=[margin - m for _, m in random_scores],
+    )

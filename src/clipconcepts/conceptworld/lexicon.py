@@ -1,0 +1,49 @@
+"""Ground-truth lexicon of the concept world: which words and phrases name which family.
+
+Used by the offline LLM backend: a head's label is the majority family among its texts, and a
+text is judged aligned with a label when it contains a lexicon entry of the label's family.
+Matching is on whole words (`families_in_text`), so "bright" never matches "right".
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+
+from clipconcepts.conceptworld.world import FAMILIES, SYNONYMS
+
+# Words that name a family without naming a value ("the color red", "a teal backdrop", ...).
+_FAMILY_WORDS: dict[str, tuple[str, ...]] = {
+    "color": ("color", "colour", "colored", "coloured"),
+    "shape": ("round", "disk", "box", "triangular", "plus"),
+    "position": ("top", "bottom", "upper", "lower", "left", "right", "corner"),
+    "size": (),
+    "background": ("background", "backdrop"),
+}
+
+_WORD = re.compile(r"[a-z]+")
+
+
+@cache
+def _lexicon() -> dict[str, str]:
+    lexicon: dict[str, str] = {}
+    for family in FAMILIES:
+        entries = [w for words in SYNONYMS[family] for w in words] + list(_FAMILY_WORDS[family])
+        for entry in entries:
+            entry = " ".join(_WORD.findall(entry.lower()))
+            if lexicon.setdefault(entry, family) != family:
+                raise AssertionError(f"lexicon entry {entry!r} names two families")
+    return lexicon
+
+
+def conceptworld_lexicon() -> dict[str, str]:
+    """Lowercase word or phrase -> family, covering every value name and synonym."""
+    return dict(_lexicon())
+
+
+def families_in_text(text: str, lexicon: dict[str, str] | None = None) -> set[str]:
+    """Families whose lexicon entries occur in `text` as whole words (phrases word by word)."""
+    lexicon = _lexicon() if lexicon is None else lexicon
+    words = _WORD.findall(text.lower())
+    padded = f" {' '.join(words)} "
+    return {family for entry, family in lexicon.items() if f" {entry} " in padded}

@@ -1,0 +1,376 @@
+"""Tests of the concept world: generator, captions, lexicon, text bank, datasets, training and
+the ground-truth pruning check (family heads found from the decomposition matter for it)."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+import torch
+from PIL import Image
+
+from clipconcepts.conceptworld import (
+    FAMILIES,
+    VALUES,
+    conceptworld_lexicon,
+    conceptworld_textbank,
+    generate,
+    train_concept_clip,
+    write_datasets,
+    write_textbank,
+)
+from clipconcepts.conceptworld.generator import generate_with_mentions
+from clipconcepts.conceptworld.lexicon import families_in_text
+from clipconcepts.conceptworld.model import MODEL_CONFIG, MODEL_NAME, to_model_input
+from clipconcepts.conceptworld.world import BACKGROUND_RGB, OBJECT_RGB, SYNONYMS, TEMPLATES
+
+PALETTE = np.array(OBJECT_RGB + BACKGROUND_RGB, dtype=np.float32)  # object colours first
+N_OBJECT_COLORS = len(OBJECT_RGB)
+
+
+# ---------------------------------------------------------------- generator
+
+
+def test_generate_is_deterministic_per_seed():
+    a, b, c = generate(48, 7), generate(48, 7), generate(48, 8)
+    assert a.images.shape == (48, 32, 32, 3) and a.images.dtype == np.uint8
+    assert np.array_equal(a.images, b.images) and a.captions == b.captions
+    assert all(np.array_equal(a.attributes[f], b.attributes[f]) for f in FAMILIES)
+    assert not np.array_equal(a.images, c.images)
+    assert a.captions != c.captions
+
+
+def test_fixed_attributes_are_rendered_and_leave_other_draws_alone():
+    free = generate(40, 3)
+    shapes = np.arange(40) % 4
+    fixed = generate(40, 3, attributes={"shape": shapes})
+    assert np.array_equal(fixed.attributes["shape"], shapes)
+    for family in ("color", "position", "size", "background"):
+        assert np.array_equal(fixed.attributes[family], free.attributes[family])
+    with pytest.raises(ValueError, match="shape"):
+        generate(4, 0, attributes={"shape": np.array([0, 1, 2, 4])})
+    with pytest.raises(KeyError, match="texture"):
+        generate(2, 0, attributes={"texture": np.array([0, 0])})
+
+
+def _nearest_palette(images: np.ndarray) -> np.ndarray:
+    """Index into PALETTE of each pixel's nearest palette colour: [n, H, W]."""
+    d = ((images[..., None, :].astype(np.float32) - PALETTE) ** 2).sum(-1)
+    return d.argmin(-1)
+
+
+def _shape_from_mask(mask: np.ndarray) -> int:
+    """Classify a large object's mask by geometry alone (index into VALUES['shape'])."""
+    ys, xs = np.nonzero(mask)
+    box = mask[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
+    fill = box.mean()
+    if fill > 0.9:
+        return 1  # square: fills its bounding box
+    if fill > 0.65:
+        return 0  # circle: pi / 4 of its box
+    # Cross and triangle both fill about half their box; a cross has its centre row and column
+    # fully covered and empty box corners, a triangle a full bottom row.
+    bottom_full = box[-1].mean() > 0.9
+    return 2 if bottom_full else 3
+
+
+def test_attributes_are_recoverable_from_pixels():
+    sample = generate(600, 11)
+    nearest = _nearest_palette(sample.images)
+    attrs = sample.attributes
+    for i in range(len(nearest)):
+        counts = np.bincount(nearest[i].ravel(), minlength=len(PALETTE))
+        # Background: the most common colour overall, and a background palette entry.
+        assert counts.argmax() - N_OBJECT_COLORS == attrs["background"][i]
+        # Colour: the dominant non-background colour.
+        assert counts[:N_OBJECT_COLORS].argmax() == attrs["color"][i]
+        mask = nearest[i] == attrs["color"][i]
+        area = mask.sum()
+        # Size: the smallest large shape (a triangle) has ~100 px, the largest small one ~64.
+        assert (area > 85) if attrs["size"][i] == 1 else (area < 75), (i, area)
+        # Position: the mask's centroid lies in the stated quadrant.
+        ys, xs = np.nonzero(mask)
+        quadrant = 2 * int(ys.mean() >= 16) + int(xs.mean() >= 16)
+        assert quadrant == attrs["position"][i]
+        if attrs["size"][i] == 1:
+            assert _shape_from_mask(mask) == attrs["shape"][i], i
+
+
+def test_captions_mention_only_true_values():
+    sample, mentions = generate_with_mentions(500, 5)
+    lexicon = conceptworld_lexicon()
+    assert mentions.any(axis=1).all()
+    for i, caption in enumerate(sample.captions):
+        mentioned = {f for f, m in zip(FAMILIES, mentions[i], strict=True) if m}
+        assert families_in_text(caption, lexicon) == mentioned, caption
+        for family in mentioned:
+            true_words = SYNONYMS[family][sample.attributes[family][i]]
+            assert any(f" {w} " in f" {caption.replace(',', '')} " for w in true_words), caption
+            for value, words in enumerate(SYNONYMS[family]):
+                if value != sample.attributes[family][i]:
+                    assert not any(f" {w} " in f" {caption} " for w in words), caption
+    # Word order varies: the subject does not always come first.
+    assert len({c.split(" ")[0] for c in sample.captions}) > 3
+
+
+def test_generation_is_vectorised_and_fast():
+    generate(500, 0)  # warm up
+    start = time.perf_counter()
+    generate(10_000, 1)
+    rate = 10_000 / (time.perf_counter() - start)
+    # The target is >= 5,000 images/s on 2 idle cores (measured ~11,000); the bar here is lower
+    # because other tests may share the CPU, yet far above what a per-pixel loop achieves.
+    assert rate > 2_500, rate
+
+
+# ---------------------------------------------------------------- preprocessing
+
+
+def test_training_tensor_equals_open_clip_preprocess_of_png(tmp_path):
+    open_clip = pytest.importorskip("open_clip")
+    config = tmp_path / f"{MODEL_NAME}.json"
+    config.write_text(json.dumps(MODEL_CONFIG))
+    open_clip.add_model_config(config)
+    _, _, preprocess = open_clip.create_model_and_transforms(MODEL_NAME, pretrained=None)
+    sample = generate(6, 2)
+    ours = to_model_input(sample.images)
+    for i, image in enumerate(sample.images):
+        Image.fromarray(image).save(tmp_path / f"{i}.png")
+        theirs = preprocess(Image.open(tmp_path / f"{i}.png"))
+        torch.testing.assert_close(ours[i], theirs, rtol=0, atol=1e-6)
+
+
+def test_trimmed_text_encoding_equals_open_clip_encode_text(tmp_path):
+    from clipconcepts.conceptworld.model import build_model, encode_text_trimmed, write_model_config
+
+    torch.manual_seed(0)
+    model, tokenizer = build_model(write_model_config(tmp_path))
+    with torch.no_grad():  # move off the init so every weight matters
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    tokens = tokenizer(generate(32, 1).captions)
+    assert int((tokens != 0).sum(dim=1).max()) < tokens.shape[1]  # something to trim
+    torch.testing.assert_close(encode_text_trimmed(model, tokens), model.encode_text(tokens))
+
+
+def test_clip_loss_with_caption_matches():
+    from clipconcepts.conceptworld.train import caption_match, clip_loss
+
+    attributes = {f: np.zeros(3, dtype=np.int64) for f in FAMILIES}
+    attributes["color"] = np.array([0, 0, 1])
+    mentions = np.zeros((3, len(FAMILIES)), dtype=bool)
+    mentions[:, 0] = True  # every caption names only the colour
+    match = caption_match(attributes, mentions)
+    assert match.tolist() == [[True, True, False], [True, True, False], [False, False, True]]
+    # Images 0 and 1 fit captions 0 and 1 equally well. With matches as positives these logits
+    # are optimal (zero gradient); one-hot targets still push image 0 away from caption 1.
+    logits = torch.tensor(
+        [[5.0, 5.0, -5.0], [5.0, 5.0, -5.0], [-5.0, -5.0, 5.0]], requires_grad=True
+    )
+    (grad_matches,) = torch.autograd.grad(clip_loss(logits, match), logits)
+    (grad_one_hot,) = torch.autograd.grad(clip_loss(logits), logits)
+    assert grad_matches.abs().max() < 1e-3
+    assert grad_one_hot[0, 1] > 0.1
+
+
+# ---------------------------------------------------------------- lexicon and text bank
+
+
+def test_lexicon_covers_every_value_and_names_one_family_per_entry():
+    lexicon = conceptworld_lexicon()
+    assert all(key == key.lower() and key.strip() == key for key in lexicon)
+    for family in FAMILIES:
+        for value in VALUES[family]:
+            assert lexicon[value] == family
+    assert families_in_text("bright light", lexicon) == set()  # whole words only
+    assert families_in_text("a red circle in the upper left", lexicon) == {
+        "color",
+        "shape",
+        "position",
+    }
+
+
+def test_textbank_is_balanced_and_each_text_names_exactly_its_family():
+    bank = conceptworld_textbank()
+    texts = [t for t, _ in bank]
+    assert len(set(texts)) == len(texts)
+    counts = {f: sum(1 for _, g in bank if g == f) for f in [*FAMILIES, None]}
+    assert len(set(counts[f] for f in FAMILIES)) == 1 and counts["color"] >= 40
+    assert counts[None] >= 20
+    lexicon = conceptworld_lexicon()
+    for text, family in bank:
+        assert families_in_text(text, lexicon) == ({family} if family else set()), text
+    for family in FAMILIES:  # every value appears in several phrasings
+        for words in SYNONYMS[family]:
+            hits = [t for t, f in bank if f == family and any(f" {w} " in f" {t} " for w in words)]
+            assert len(hits) >= 6, (family, words)
+
+
+def test_textbank_and_templates_fit_the_text_context():
+    open_clip = pytest.importorskip("open_clip")
+    tokenizer = open_clip.tokenize  # the SimpleTokenizer the model uses
+    context = MODEL_CONFIG["text_cfg"]["context_length"]
+    prompts = [t.format(v) for f in FAMILIES for t in TEMPLATES[f] for v in VALUES[f]]
+    texts = [t for t, _ in conceptworld_textbank()] + prompts + generate(300, 4).captions
+    lengths = (tokenizer(texts, context_length=77) != 0).sum(dim=1)
+    assert int(lengths.max()) <= context
+
+
+def test_write_textbank_schema(tmp_path):
+    path = write_textbank(tmp_path / "bank" / "texts.parquet")
+    frame = pl.read_parquet(path)
+    assert frame.schema == pl.Schema({"text_id": pl.Int32, "text": pl.String, "family": pl.String})
+    assert frame["text_id"].to_list() == list(range(len(frame)))
+    assert frame["family"].null_count() == sum(1 for _, f in conceptworld_textbank() if f is None)
+
+
+# ---------------------------------------------------------------- datasets
+
+
+def test_write_datasets(tmp_path):
+    written = write_datasets(tmp_path, n_probe=20, n_per_family=16, seed=0, progress=False)
+    assert set(written) == {"probe", *FAMILIES}
+    for name, folder in written.items():
+        manifest = pl.read_parquet(folder / "manifest.parquet")
+        classes = json.loads((folder / "classes.json").read_text())
+        family = "color" if name == "probe" else name
+        assert classes["family"] == family and classes["classnames"] == list(VALUES[family])
+        assert all("{}" in t for t in classes["templates"])
+        assert manifest.schema["label"] == pl.Int32 and manifest.schema["image_id"] == pl.String
+        assert manifest["image_id"].n_unique() == len(manifest)
+        # label and the family column agree
+        names = [classes["classnames"][k] for k in manifest["label"]]
+        assert names == manifest[family].to_list()
+        image = np.asarray(Image.open(folder / manifest["path"][0]))
+        assert image.shape == (32, 32, 3)
+        # the stored colour column matches the pixels (dominant object colour)
+        nearest = _nearest_palette(image[None])[0]
+        color = VALUES["color"][np.bincount(nearest.ravel(), minlength=12)[:8].argmax()]
+        assert color == manifest["color"][0]
+        if name != "probe":  # class-balanced
+            assert manifest["label"].value_counts()["count"].max() <= -(-16 // len(VALUES[name]))
+    again = write_datasets(tmp_path / "again", n_probe=20, n_per_family=16, seed=0, progress=False)
+    a = pl.read_parquet(written["shape"] / "manifest.parquet")
+    b = pl.read_parquet(again["shape"] / "manifest.parquet")
+    assert a.drop("image_id", "path").equals(b.drop("image_id", "path"))
+    assert not (tmp_path / "probe.tmp").exists()
+
+
+# ---------------------------------------------------------------- training and ground truth
+
+SHORT_STEPS = 250  # the first 250 steps of the 1,000-step demo schedule
+
+
+@pytest.fixture(scope="module")
+def short_run(tmp_path_factory):
+    """One short training run shared by the training and pruning tests (~55 s). One thread:
+    barely slower than two on an idle machine, and far faster when other jobs share the cores
+    (two threads on busy cores oversubscribe: 140 s measured)."""
+    out = tmp_path_factory.mktemp("conceptworld-short")
+    metrics = train_concept_clip(
+        out, steps=SHORT_STEPS, schedule_steps=1000, seed=0, eval_images_per_family=300,
+        threads=1, progress=False,
+    )  # fmt: skip
+    return out, metrics
+
+
+def _load(out: Path):
+    models = pytest.importorskip("clipconcepts.models")
+    return models.load_clip(str(out / f"{MODEL_NAME}.json"), pretrained=str(out / "checkpoint.pt"))
+
+
+def test_short_training_beats_chance_on_every_family(short_run):
+    out, metrics = short_run
+    for name in (f"{MODEL_NAME}.json", "checkpoint.pt", "metrics.parquet", "train_log.parquet"):
+        assert (out / name).is_file(), name
+    assert pl.read_parquet(out / "metrics.parquet").equals(metrics)
+    assert metrics["family"].to_list() == list(FAMILIES)
+    for row in metrics.iter_rows(named=True):
+        # at least 4 binomial standard deviations above chance, and 0.1 in absolute terms
+        sd = (row["chance"] * (1 - row["chance"]) / row["n_images"]) ** 0.5
+        assert row["accuracy"] > row["chance"] + max(4 * sd, 0.1), row
+    log = pl.read_parquet(out / "train_log.parquet")
+    assert log.height == SHORT_STEPS
+    assert log["loss"].tail(25).mean() < log["loss"].head(25).mean() - 1.0
+
+
+def test_checkpoint_loads_with_load_clip_and_reproduces_metrics(short_run):
+    from clipconcepts.conceptworld.generator import EVAL_STREAM
+    from clipconcepts.conceptworld.groundtruth import zero_shot_accuracy
+    from clipconcepts.conceptworld.model import held_out_family_set
+
+    out, metrics = short_run
+    clip = _load(out)
+    assert (clip.n_layers, clip.n_heads) == (4, 6)
+    for index, family in enumerate(FAMILIES[:2]):
+        held_out = held_out_family_set(family, 300, [0, EVAL_STREAM, index])
+        accuracy = zero_shot_accuracy(
+            clip, to_model_input(held_out.images), held_out.attributes[family], family
+        )
+        expected = metrics.filter(pl.col("family") == family)["accuracy"].item()
+        assert accuracy == pytest.approx(expected, abs=1.5 / 300)
+
+
+def _pruning_checks(clip, n_images: int, k: int):
+    from clipconcepts.conceptworld.groundtruth import pruning_check
+    from clipconcepts.conceptworld.model import held_out_family_set
+
+    checks = []
+    for index, family in enumerate(FAMILIES):
+        # stream tag 7: held out from training (0), its evaluation (1) and the datasets (2)
+        held_out = held_out_family_set(family, n_images, [0, 7, index])
+        images = to_model_input(held_out.images)
+        checks.append(pruning_check(clip, images, held_out.attributes[family], family, k=k))
+    return checks
+
+
+def _assert_family_heads_matter(checks) -> None:
+    for check in checks:
+        # accuracy (the issue's criterion) and the mean margin (less saturated: a family the
+        # model knows perfectly may lose margin before it loses any image)
+        assert check.family_heads_drop > check.random_drop, check
+        assert check.family_heads_margin_drop > 2 * max(check.random_margin_drop, 0.0), check
+
+
+def test_pruning_family_heads_hurts_that_family_more_than_random_heads(short_run):
+    clip = _load(short_run[0])
+    # k = a quarter of the 24 heads: information about a family is spread over several heads
+    _assert_family_heads_matter(_pruning_checks(clip, n_images=300, k=clip.n_heads))
+
+
+def _demo_runs() -> list[Path]:
+    """Trained concept-world folders to check: $CLIPCONCEPTS_CONCEPTWORLD_DIR, else any under
+    results/ (the demo's training output)."""
+    if os.environ.get("CLIPCONCEPTS_CONCEPTWORLD_DIR"):
+        return [Path(os.environ["CLIPCONCEPTS_CONCEPTWORLD_DIR"])]
+    results = Path(__file__).resolve().parents[1] / "results"
+    return sorted(p.parent for p in results.glob(f"**/{MODEL_NAME}.json"))
+
+
+@pytest.mark.parametrize("run_dir", _demo_runs() or [None])
+def test_demo_training_reaches_095_on_every_family(run_dir):
+    if run_dir is None or not (run_dir / "metrics.parquet").is_file():
+        pytest.skip("no trained concept-world model under results/ (run the demo first)")
+    metrics = pl.read_parquet(run_dir / "metrics.parquet")
+    if metrics["steps"].max() < 1000:
+        pytest.skip(f"{run_dir} is not a demo-size run ({metrics['steps'].max()} steps)")
+    assert set(metrics["family"]) == set(FAMILIES)
+    assert metrics["accuracy"].min() >= 0.95, metrics
+
+
+@pytest.mark.slow
+def test_demo_size_training_from_scratch(tmp_path):
+    """The full demo-size run (1,000 steps, ~4 min on 2 idle cores): >= 0.95 zero-shot on every
+    family, and the ground-truth pruning check holds on the trained model."""
+    metrics = train_concept_clip(tmp_path, seed=0, progress=False)
+    assert metrics["accuracy"].min() >= 0.95, metrics
+    clip = _load(tmp_path)
+    # A third of the heads: the fully trained model classifies background and position with
+    # such margins that pruning 6 family heads may not flip a single image (measured: background
+    # 0.000 vs 0.000 accuracy drop at k=6, yet margin drop 0.066 vs -0.019; 0.100 vs 0.000 at 8).
+    _assert_family_heads_matter(_pruning_checks(clip, n_images=500, k=8))
