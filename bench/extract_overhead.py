@@ -46,7 +46,9 @@ def main() -> None:
         plain(), decomposed()  # warm-up
         t_plain = best_of(plain, args.repeats)
         t_decomposed = best_of(decomposed, args.repeats)
-    print(f"{args.arch} batch {args.batch} on {args.device}: {len(layers)} layers x {clip.n_heads} heads")
+    print(
+        f"{args.arch} batch {args.batch} on {args.device}: {len(layers)} layers x {clip.n_heads} heads"
+    )
     print(f"plain encode_image       {t_plain * 1e3:9.1f} ms")
     print(f"head contributions + emb {t_decomposed * 1e3:9.1f} ms")
     print(f"ratio {t_decomposed / t_plain:.2f} goal 1.3")

@@ -30,6 +30,7 @@ def _write_probe(root, n=10, bad=()):
 @pytest.fixture(scope="module")
 def clip():
     from tests.conftest import TINY_CONFIGS
+
     from clipconcepts.models import load_clip
 
     torch.manual_seed(0)

@@ -90,7 +90,7 @@ def test_prune_equals_zeroed_out_proj_columns(tiny_clip, tiny_images, heads):
     expected = _zeroed_copy(tiny_clip, resolved).encode_image(tiny_images)
     assert _rel_err(pruned, expected) < 1e-5
     assert _rel_err(pruned, tiny_clip.encode_image(tiny_images)) > 1e-4  # pruning changes it
-    assert all(torch.equal(a, b) for a, b in zip(before, tiny_clip.model.parameters()))
+    assert all(torch.equal(a, b) for a, b in zip(before, tiny_clip.model.parameters(), strict=True))
 
 
 def test_prefix_reuse_equals_full_passes(tiny_clip, tiny_images):

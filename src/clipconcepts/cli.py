@@ -475,7 +475,6 @@ def _prune(args):
     log.info("results:\n%s", frame.select("strategy", "seed", "n_heads", "top1", "top5"))
 
 
-
 # ---------------------------------------------------------------------------- report
 def _report_args(p):
     p.add_argument("--run-dir", required=True)
@@ -500,7 +499,6 @@ def _report(args):
         n_examples=args.n_examples,
     )
     log.info("report -> %s", path)
-
 
 
 # ---------------------------------------------------------------------------- concept world

@@ -20,18 +20,11 @@ from tqdm.auto import tqdm
 from clipconcepts.evaluate.classifier import topk_correct
 from clipconcepts.evaluate.strategies import PruneSet
 from clipconcepts.io import atomic_path
+from clipconcepts.schemas import PRUNE_RESULTS
 
 log = logging.getLogger(__name__)
 
-RESULT_SCHEMA = {
-    "strategy": pl.String,
-    "seed": pl.Int32,
-    "heads": pl.List(pl.String),
-    "n_heads": pl.Int32,
-    "top1": pl.Float64,
-    "top5": pl.Float64,
-    "n_images": pl.Int64,
-}
+RESULT_SCHEMA = PRUNE_RESULTS
 
 
 def _split_batch(batch) -> tuple[torch.Tensor | None, torch.Tensor]:

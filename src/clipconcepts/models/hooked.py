@@ -181,7 +181,9 @@ class HeadAwareCLIP:
         masks = dict(keep or {})
         for layer, head in self._check_heads(prune or []):
             if layer < start:
-                raise ValueError(f"head L{layer}.H{head} lies before the reused residual (L{start})")
+                raise ValueError(
+                    f"head L{layer}.H{head} lies before the reused residual (L{start})"
+                )
             mask = masks.get(layer)
             if mask is None:
                 mask = torch.ones(residual.shape[0], self.n_heads, device=residual.device)

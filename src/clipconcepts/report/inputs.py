@@ -14,6 +14,8 @@ from pathlib import Path
 
 import polars as pl
 
+from clipconcepts.schemas import PRUNE_RESULTS
+
 log = logging.getLogger(__name__)
 
 # Required columns per input kind, with the type each is read as (extra columns are kept).
@@ -35,15 +37,7 @@ COLUMNS: dict[str, dict[str, pl.DataType]] = {
         "verdicts": pl.List(pl.Boolean),
         "texts": pl.List(pl.String),
     },
-    "prune": {
-        "strategy": pl.String,
-        "seed": pl.Int32,
-        "heads": pl.List(pl.String),
-        "n_heads": pl.Int32,
-        "top1": pl.Float64,
-        "top5": pl.Float64,
-        "n_images": pl.Int64,
-    },
+    "prune": PRUNE_RESULTS,
     "agreement": {
         "model": pl.String,
         "n": pl.Int64,
