@@ -154,6 +154,12 @@ def test_small_demo_every_stage_and_report(small_demo):
     } <= logs
 
 
+def test_snakemake_report_builds(small_demo):
+    work, _, _ = small_demo
+    out = _run(["--configfile", "config/small.yaml", "--report", "sm_report.html"], work)
+    assert "Report created" in out and (work / "sm_report.html").stat().st_size > 10_000
+
+
 def test_llm_rerun_makes_no_calls(small_demo):
     work, _, _ = small_demo
     log = (work / "logs/demo/conceptworld/label.log").read_text()
