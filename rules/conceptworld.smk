@@ -8,6 +8,7 @@ rule train_concept_clip:
             "conceptworld/train.py",
             "conceptworld/model.py",
             "conceptworld/generator.py",
+            "conceptworld/world.py",
         ),
     output:
         config=f"{CONCEPTWORLD}/model/conceptworld-vit.json",
@@ -20,9 +21,9 @@ rule train_concept_clip:
     threads: 2
     params:
         out_dir=lambda wildcards, output: Path(output.checkpoint).parent,
-        steps=knob("conceptworld", "train_steps", 1500),
+        steps=knob("conceptworld", "train_steps", 1000),
         batch_size=knob("conceptworld", "train_batch_size", 128),
-        lr=knob("conceptworld", "lr", 1e-3),
+        lr=knob("conceptworld", "lr", 2e-3),
         seed=knob("conceptworld", "seed", 0),
         eval_n=knob("conceptworld", "eval_images_per_family", 1000),
     message:
@@ -36,7 +37,12 @@ rule train_concept_clip:
 
 rule conceptworld_data:
     input:
-        code=code("conceptworld/datasets.py", "conceptworld/generator.py"),
+        code=code(
+            "conceptworld/datasets.py",
+            "conceptworld/generator.py",
+            "conceptworld/world.py",
+            "conceptworld/model.py",
+        ),
     output:
         probe=f"{CONCEPTWORLD}/data/probe/manifest.parquet",
         families=expand(

@@ -504,9 +504,9 @@ def _report(args):
 # ---------------------------------------------------------------------------- concept world
 def _train_cw_args(p):
     p.add_argument("--out-dir", required=True)
-    p.add_argument("--steps", type=int, default=1500)
+    p.add_argument("--steps", type=int, default=1000)
     p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--eval-images-per-family", type=int, default=1000)
     p.add_argument("--threads", type=int, default=None)
