@@ -107,14 +107,13 @@ def _write_part(clip, records, layers, part_dir, index, batch_size, num_workers,
 
 
 def _concat(parts: list[Path], out: Path, schema: pa.Schema) -> int:
-    rows = 0
+    """Assemble the parts row group by row group (bounded memory); returns the row count."""
     with ParquetStream(out, schema) as writer:
         for part in parts:
             source = pq.ParquetFile(part)
             for i in range(source.num_row_groups):
                 writer.write(source.read_row_group(i))
-        rows = writer.rows
-    return rows
+    return writer.rows
 
 
 def extract_heads(
