@@ -4,7 +4,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 CORES  ?= 2
-PROFILE_HOME ?= $(HOME)/.config/snakemake
+# Where `snakemake --profile NAME` looks (platformdirs): $XDG_CONFIG_HOME, else ~/.config.
+PROFILE_HOME ?= $(or $(XDG_CONFIG_HOME),$(HOME)/.config)/snakemake
 
 .PHONY: venv test test-fast demo dryrun-paper lint format bench install-profile clean-demo
 
@@ -20,7 +21,7 @@ test: $(STAMP)
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest -q
 
 test-fast: $(STAMP)
-	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest -q -m "not slow"
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest -q -m "not slow and not slurm"
 
 demo: $(STAMP)
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/snakemake --profile profiles/local \
@@ -45,7 +46,8 @@ format: $(STAMP)
 bench: $(STAMP)
 	for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
-# Snakemake resolves `--profile slurm` from ./ or ~/.config/snakemake/, not from profiles/:
+# Snakemake resolves `--profile slurm` from ./ or $XDG_CONFIG_HOME/snakemake/ (default
+# ~/.config/snakemake/), not from profiles/:
 # copy ours there, never over a copy the user has edited.
 install-profile:
 	@mkdir -p $(PROFILE_HOME)/slurm

@@ -18,7 +18,7 @@ MODELS = list(config["models"])
 PKG = f"{workflow.basedir}/src/clipconcepts"
 CONCEPTWORLD = f"{RESULTS}/conceptworld"
 # The world's attribute families (conceptworld/world.py; stdlib-free constants, mirrored here).
-CONCEPTWORLD_FAMILIES = ["color", "shape", "position", "size", "background"]
+CONCEPTWORLD_FAMILIES = ["color", "shape", "position", "background", "texture"]
 
 # The rules run the package from this source tree (also inside per-rule conda envs); its module
 # files are rule inputs, so an edit to the code a rule runs reruns that rule. Progress bars
@@ -126,6 +126,35 @@ def load_light_module(relpath):
     return sys.modules[name]
 
 
+def preflight():
+    """Fail at parse time (dry runs too), before any job is submitted: unknown open_clip model
+    names or pretrained tags (with the closest valid ones) and data roots that exist here but
+    cannot hold what the config says (preflight.py: stdlib only, ~30 ms, no torch)."""
+    checks = load_light_module("preflight.py")
+    problems, notes = checks.check_config(config)
+    for note in notes:
+        print(f"clipconcepts: note: {note}", file=sys.stderr)
+    if problems:
+        raise ValueError(checks.format_problems(problems))
+
+
+preflight()
+
+
+# What a job asks a cluster for (SLURM: --cpus-per-task, --mem, --time, --gpus). Rules set these
+# in `threads:`/`resources:`, so a user overrides one rule with `--set-threads rule=N` or
+# `--set-resources rule:mem_mb=N` without losing the others (profiles/slurm has no
+# set-resources). Sizes fit ordinary nodes; GPUs only when the config's device is CUDA.
+def gpus():
+    """One GPU per torch job when `device` is a CUDA device, none on CPU (`device: cpu`)."""
+    return 1 if str(config.get("device", "cuda")).startswith("cuda") else 0
+
+
+def runtime(minutes):
+    """Wall time in minutes, longer on each retry (`retries:` in the profile)."""
+    return lambda wildcards, attempt: minutes * attempt
+
+
 def prompt_hash(*tasks):
     """Hash of the prompt texts used by a rule; editing a prompt reruns exactly those rules."""
     prompts = load_light_module("llm/prompts.py")
@@ -137,17 +166,26 @@ PRUNE_STRATEGIES = ["original", "high", "low", "random", "concept"]
 
 
 def dataset_spec(wildcards):
-    """A dataset's config entry as JSON; concept-world sets point at the generated data."""
+    """A dataset's config entry as JSON; concept-world sets point at the generated data.
+    `ood` is for the report only (ood_datasets), left out so that flagging reruns no job.
+    """
     spec = dict(config["datasets"][wildcards.dataset])
+    spec.pop("ood", None)
     if spec["kind"] == "conceptworld":
-        spec.setdefault("root", f"{CONCEPTWORLD}/data")
+        spec.setdefault("root", conceptworld_folder(spec))
     return json.dumps(spec, sort_keys=True)
+
+
+def conceptworld_folder(spec):
+    """A concept-world set's folder: its family's set, outlined for `style: outlined` (OOD)."""
+    suffix = "-outlined" if spec.get("style", "filled") == "outlined" else ""
+    return f"{CONCEPTWORLD}/data/{spec['family']}{suffix}"
 
 
 def dataset_files(wildcards):
     spec = config["datasets"][wildcards.dataset]
     if spec["kind"] == "conceptworld":
-        return [f"{CONCEPTWORLD}/data/{spec['family']}/manifest.parquet"]
+        return [f"{conceptworld_folder(spec)}/manifest.parquet"]
     return []
 
 
@@ -180,8 +218,36 @@ def per_model(pattern):
     return expand(pattern, model=MODELS)
 
 
+# Extraction writes one heads and one embeddings file per model or, with `extract.shards: N` > 1,
+# one pair per image range: {model}/heads/part-0000.parquet ... (each shard its own job, wildcard
+# `shard`). Readers take a model's files as one Parquet dataset, never a merged copy.
+SHARDS = knob("extract", "shards", 1)
+SHARD_IDS = [f"{i:04d}" for i in range(SHARDS)]
+
+
+def extract_output(kind, suffix=".parquet", root=RESULTS):
+    """Output (or log) pattern of `extract` for kind = heads | embeddings | extract (the log)."""
+    if SHARDS == 1:
+        return f"{root}/{{model}}/{kind}{suffix}"
+    return f"{root}/{{model}}/{kind}/part-{{shard}}{suffix}"
+
+
+def model_extract_files(kind, model):
+    """A model's `kind` files (heads | embeddings): the one file, or its shards in order."""
+    return [
+        extract_output(kind).format(model=model, shard=shard) for shard in SHARD_IDS
+    ]
+
+
+def extract_files(kind):
+    """Input function: the `kind` files of the job's model."""
+    return lambda wildcards: model_extract_files(kind, wildcards.model)
+
+
 def all_targets():
-    targets = per_model(f"{RESULTS}/{{model}}/embeddings.parquet")
+    targets = [
+        path for model in MODELS for path in model_extract_files("embeddings", model)
+    ]
     targets += per_model(f"{RESULTS}/{{model}}/ccs_at_k.parquet")
     targets.append(f"{RESULTS}/agreement/annotation_sheet.csv")
     targets += expand(
@@ -200,12 +266,16 @@ def textbank_params():
         if bank["source"] == "generate"
         else None
     )
+    # the LLM knobs only matter when generating: other sources do not rerun on them
+    llm = config["llm"] if backend else {}
     return {
         "source": bank["source"],
         "path": bank.get("path") or "",
         "n": bank.get("generate_n", 3000),
         "batch": bank.get("generate_batch", 50),
         "backend": json.dumps(backend) if backend else "",
+        "retry_invalid": llm.get("retry_invalid", False),
+        "max_invalid": llm.get("max_invalid_fraction", 0.1),
     }
 
 
@@ -221,3 +291,15 @@ def report_models():
         },
         sort_keys=True,
     )
+
+
+def conceptworld_models():
+    """Models trained in the concept world: only they have a ground truth (head_truth)."""
+    return [
+        key for key, spec in config["models"].items() if spec["arch"] == "conceptworld"
+    ]
+
+
+def ood_datasets():
+    """Datasets flagged `ood: true`: the report tests the paper's OOD claim on them."""
+    return [key for key, spec in section("datasets").items() if spec.get("ood", False)]

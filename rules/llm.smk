@@ -4,7 +4,13 @@
 rule label:
     input:
         textspans=rules.textspan.output[0],
-        code=code("labelling.py", "llm/backends.py", "llm/cache.py"),
+        code=code(
+            "labelling.py",
+            "llm/backends.py",
+            "llm/transport.py",
+            "llm/errors.py",
+            "llm/cache.py",
+        ),
     output:
         f"{RESULTS}/{{model}}/labels.parquet",
     log:
@@ -20,11 +26,14 @@ rule label:
         prompt=prompt_hash("label"),
         cache=f"{RESULTS}/llm_cache",
         concurrency=config["llm"].get("max_concurrency", 4),
+        retry_invalid=config["llm"].get("retry_invalid", False),
+        max_invalid=config["llm"].get("max_invalid_fraction", 0.1),
     message:
         "label every head of {wildcards.model} with {params.labeller}"
     shell:
         "python -m clipconcepts label --textspans {input.textspans:q} --backend {params.backend:q}"
         " --cache-dir {params.cache:q} --max-concurrency {params.concurrency}"
+        " --retry-invalid {params.retry_invalid} --max-invalid-fraction {params.max_invalid}"
         " --out {output:q} > {log} 2>&1"
 
 
@@ -32,7 +41,13 @@ rule judge:
     input:
         labels=rules.label.output[0],
         textspans=rules.textspan.output[0],
-        code=code("judging.py", "llm/backends.py", "llm/cache.py"),
+        code=code(
+            "judging.py",
+            "llm/backends.py",
+            "llm/transport.py",
+            "llm/errors.py",
+            "llm/cache.py",
+        ),
     output:
         f"{RESULTS}/{{model}}/verdicts.parquet",
     log:
@@ -48,12 +63,15 @@ rule judge:
         prompt=prompt_hash("judge_text", "judge_head"),
         cache=f"{RESULTS}/llm_cache",
         concurrency=config["llm"].get("max_concurrency", 4),
+        retry_invalid=config["llm"].get("retry_invalid", False),
+        max_invalid=config["llm"].get("max_invalid_fraction", 0.1),
     message:
         "judge the texts of every head of {wildcards.model} ({params.mode})"
     shell:
         "python -m clipconcepts judge --labels {input.labels:q} --textspans {input.textspans:q}"
         " --judges {params.judges:q} --mode {params.mode} --cache-dir {params.cache:q}"
-        " --max-concurrency {params.concurrency} --out {output:q} > {log} 2>&1"
+        " --max-concurrency {params.concurrency} --retry-invalid {params.retry_invalid}"
+        " --max-invalid-fraction {params.max_invalid} --out {output:q} > {log} 2>&1"
 
 
 rule ccs:

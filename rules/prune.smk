@@ -2,13 +2,23 @@ rule classifier:
     input:
         model=model_files,
         data=dataset_files,
-        code=code("evaluate/classifier.py", "data/zeroshot.py", "models/hooked.py"),
+        code=code(
+            "evaluate/classifier.py",
+            "data/zeroshot.py",
+            "data/images.py",
+            "models/hooked.py",
+        ),
     output:
         f"{RESULTS}/{{model}}/classifiers/{{dataset}}.parquet",
     log:
         f"{LOGS}/{{model}}/classifier_{{dataset}}.log",
     conda:
         "../envs/torch.yaml"
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=runtime(60),
+        gpu=gpus(),
     params:
         arch=model_arch,
         pretrained=model_pretrained,
@@ -38,6 +48,7 @@ rule prune_eval:
             "evaluate/prune.py",
             "evaluate/strategies.py",
             "data/zeroshot.py",
+            "data/images.py",
             "models/hooked.py",
         ),
     output:
@@ -46,6 +57,11 @@ rule prune_eval:
         f"{LOGS}/{{model}}/prune_{{dataset}}.log",
     conda:
         "../envs/torch.yaml"
+    threads: max(2, knob("prune", "num_workers", 0))
+    resources:
+        mem_mb=16000,
+        runtime=runtime(360),
+        gpu=gpus(),
     params:
         plan=lambda wildcards: " ".join(prune_plan(wildcards.dataset)),
         arch=model_arch,

@@ -11,6 +11,16 @@ rule report:
             [rules.agreement.output[0]] if knob("agreement", "sheet", None) else []
         ),
         metrics=[rules.train_concept_clip.output.metrics] if uses_conceptworld() else [],
+        # per concept-world model: the heads' true families (rule head_truth) and the labels
+        head_truth=expand(
+            f"{RESULTS}/{{model}}/head_truth.parquet", model=conceptworld_models()
+        ),
+        labels=expand(
+            f"{RESULTS}/{{model}}/labels.parquet", model=conceptworld_models()
+        ),
+        # video retrieval results ({model}/video/{dataset}.parquet, prune schema) for claim (d):
+        # none until the workflow has a video stage
+        video=[],
         code=code(
             "report/html.py",
             "report/tables.py",
@@ -18,6 +28,13 @@ rule report:
             "report/inputs.py",
             "report/paper.py",
             "report/paper_values.yaml",
+            "report/claims.py",
+            "report/truth.py",
+        )
+        + (
+            code("conceptworld/lexicon.py", "conceptworld/world.py")
+            if conceptworld_models()
+            else []
         ),
     output:
         html=report(
@@ -45,9 +62,16 @@ rule report:
         datasets=" ".join(DATASETS),
         title=knob("report", "title", f"clipconcepts: run {RUN}"),
         n_examples=knob("report", "n_examples", 3),
+        ood=" ".join(ood_datasets()),
+        concept_pairs=json.dumps(knob("prune", "concept_pairs", {}), sort_keys=True),
+        claim_margin=knob("report", "claim_margin", 0.0),
+        claim_quorum=knob("report", "claim_quorum", 1.0),
     message:
         "the results report of run {RUN}"
     shell:
         "python -m clipconcepts report --run-dir {params.run_dir:q} --models {params.models:q}"
         " --datasets {params.datasets} --title {params.title:q} --n-examples {params.n_examples}"
+        " --ood-datasets {params.ood} --concept-pairs {params.concept_pairs:q}"
+        " --video {input.video:q} --claim-margin {params.claim_margin}"
+        " --claim-quorum {params.claim_quorum}"
         " --out {output.html:q} --assets-dir {params.assets_dir:q} > {log} 2>&1"

@@ -28,7 +28,9 @@ rule textbank:
     shell:
         "python -m clipconcepts textbank --source {params.source} --path={params.path:q}"
         " --generate-n {params.n} --generate-batch {params.batch}"
-        " --backend={params.backend:q} --cache-dir {params.cache:q} --out {output:q} > {log} 2>&1"
+        " --backend={params.backend:q} --cache-dir {params.cache:q}"
+        " --retry-invalid {params.retry_invalid} --max-invalid-fraction {params.max_invalid}"
+        " --out {output:q} > {log} 2>&1"
 
 
 rule embed_texts:
@@ -42,6 +44,11 @@ rule embed_texts:
         f"{LOGS}/{{model}}/embed_texts.log",
     conda:
         "../envs/torch.yaml"
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=runtime(60),
+        gpu=gpus(),
     params:
         arch=model_arch,
         pretrained=model_pretrained,
@@ -58,22 +65,31 @@ rule embed_texts:
 
 rule textspan:
     input:
-        heads=rules.extract.output.heads,
+        heads=extract_files("heads"),
+        embeddings=extract_files("embeddings"),
         texts=rules.embed_texts.output[0],
-        code=code("textspan.py", "extract.py"),
+        code=code("textspan.py", "textspan_step.py", "extract.py"),
     output:
         f"{RESULTS}/{{model}}/textspans.parquet",
     log:
         f"{LOGS}/{{model}}/textspan.log",
     conda:
         "../envs/torch.yaml"
+    threads: 2
+    resources:
+        mem_mb=16000,
+        runtime=runtime(120),
+        gpu=gpus(),
     params:
         iters=knob("textspan", "texts_per_head", 5),
         rank=knob("textspan", "rank", 80),
+        normalize=knob("textspan", "normalize", "embedding_norm"),
         device=config.get("device", "cuda"),
     message:
-        "TEXTSPAN for every analysed head of {wildcards.model}"
+        "TEXTSPAN for every analysed head of {wildcards.model} (normalize: {params.normalize})"
     shell:
-        "python -m clipconcepts textspan --heads {input.heads:q} --texts {input.texts:q}"
-        " --iters {params.iters} --rank {params.rank} --device {params.device}"
+        "python -m clipconcepts textspan --heads {input.heads:q}"
+        " --embeddings {input.embeddings:q} --texts {input.texts:q}"
+        " --iters {params.iters} --rank {params.rank} --normalize {params.normalize}"
+        " --device {params.device}"
         " --out {output:q} > {log} 2>&1"

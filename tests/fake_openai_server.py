@@ -1,9 +1,15 @@
 """A scriptable fake of the OpenAI chat-completions endpoint, on 127.0.0.1 in a thread.
 
 Each request pops the next scripted action, if any, else gets `default_reply(body)`. Actions:
-  ("status", code)      -> an error response with that HTTP status
-  ("sleep", seconds)    -> wait (so that a client with a short timeout gives up), then answer
-  ("content", text)     -> a normal completion whose message content is `text`
+  ("status", code)        -> an error response with that HTTP status
+  ("sleep", seconds)      -> wait (so that a client with a short timeout gives up), then answer
+  ("content", text)       -> a normal completion whose message content is `text`
+  ("drop", None)          -> close the connection without answering (a connection error)
+Transport garbage, all with HTTP 200 (what a broken server or proxy sends; not a model's answer):
+  ("truncated", None)     -> a completion's JSON body cut off half-way (Content-Type JSON)
+  ("html", None)          -> a proxy's HTML error page (Content-Type text/html)
+  ("payload", obj)        -> `obj` as the JSON body, e.g. {} or {"choices": []}
+  ("raw", (ctype, text))  -> `text` as the body with Content-Type `ctype` (None: no header)
 `fail_after = k` makes every request after k successful answers fail with HTTP 400.
 """
 
@@ -19,10 +25,15 @@ from typing import Any
 
 
 def default_reply(body: dict[str, Any]) -> str:
-    """A valid answer for our three schemas; a judge says True for texts holding 'cat'."""
+    """A valid answer for our four schemas; a judge says True for texts holding 'cat'."""
     fmt = body.get("response_format", {})
     name = fmt.get("json_schema", {}).get("name", "")
     user = body["messages"][-1]["content"]
+    if name == "descriptions":
+        ask = body["messages"][1]["content"]  # the request, also when this is a re-ask
+        k = int(re.search(r"Write (\d+) different", ask).group(1))
+        batch = re.search(r"\(batch (\d+)\)", ask).group(1)
+        return json.dumps({"descriptions": [f"photo {i} of batch {batch}" for i in range(k)]})
     if name == "concept_label" or "Which concept" in user:
         return json.dumps({"label": "Animals"})
     if name == "head_verdicts" or "For each description" in user:
@@ -82,11 +93,15 @@ class FakeOpenAIServer:
             def log_message(self, *args: Any) -> None:  # keep test output quiet
                 pass
 
-            def _send(self, status: int, payload: dict[str, Any]) -> None:
-                data = json.dumps(payload).encode()
+            def _send(self, status: int, payload: Any) -> None:
+                self._send_raw(status, "application/json", json.dumps(payload))
+
+            def _send_raw(self, status: int, content_type: str | None, text: str) -> None:
+                data = text.encode()
                 try:
                     self.send_response(status)
-                    self.send_header("Content-Type", "application/json")
+                    if content_type is not None:
+                        self.send_header("Content-Type", content_type)
                     self.send_header("Content-Length", str(len(data)))
                     self.end_headers()
                     self.wfile.write(data)
@@ -105,24 +120,43 @@ class FakeOpenAIServer:
                     error = {"message": f"scripted HTTP {arg}", "type": "test", "code": None}
                     self._send(arg, {"error": error})
                     return
+                if kind == "drop":
+                    self.close_connection = True  # no status line: the client sees a disconnect
+                    return
+                if kind == "truncated":
+                    text = json.dumps(completion(body, default_reply(body)))
+                    self._send_raw(200, "application/json", text[: len(text) // 2])
+                    return
+                if kind == "html":
+                    page = "<html><body><h1>502 Bad Gateway</h1>nginx</body></html>"
+                    self._send_raw(200, "text/html", page)
+                    return
+                if kind == "payload":
+                    self._send(200, arg)
+                    return
+                if kind == "raw":
+                    self._send_raw(200, *arg)
+                    return
                 with server._lock:
                     server.n_answered += 1
-                self._send(
-                    200,
-                    {
-                        "id": f"chatcmpl-{server.n_requests}",
-                        "object": "chat.completion",
-                        "created": int(time.time()),
-                        "model": body.get("model", "fake"),
-                        "choices": [
-                            {
-                                "index": 0,
-                                "message": {"role": "assistant", "content": arg},
-                                "finish_reason": "stop",
-                            }
-                        ],
-                        "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
-                    },
-                )
+                self._send(200, completion(body, arg))
 
         return Handler
+
+
+def completion(body: dict[str, Any], content: str) -> dict[str, Any]:
+    """A well-formed chat completion whose message content is `content`."""
+    return {
+        "id": "chatcmpl-fake",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": body.get("model", "fake"),
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": content},
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+    }

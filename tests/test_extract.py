@@ -102,3 +102,79 @@ def test_resume_reuses_finished_parts(tmp_path, clip, monkeypatch):
 def test_missing_probe_root_names_path(tmp_path):
     with pytest.raises(FileNotFoundError, match="nowhere"):
         build_image_records("imagefolder", tmp_path / "nowhere")
+
+
+def test_shards_partition_the_probe_set_and_read_as_one(tmp_path, clip):
+    """Extraction in 3 shards (3 jobs) writes the rows of one unsharded extraction, read back as
+    one dataset from the shard files without a merged copy."""
+    from clipconcepts.extract import read_heads, shard_records
+    from clipconcepts.io import open_dataset
+
+    records = _write_probe(tmp_path / "probe", n=10)
+    parts = [shard_records(records, i, 3) for i in range(3)]
+    assert [len(p) for p in parts] == [3, 3, 4]
+    assert sum((p.image_ids for p in parts), []) == records.image_ids
+    whole = (tmp_path / "heads.parquet", tmp_path / "embeddings.parquet")
+    extract_heads(clip, records, [-1], *whole, batch_size=4, progress=False)
+    files = {"heads": [], "embeddings": []}
+    for i, part in enumerate(parts):
+        for kind in files:
+            files[kind].append(tmp_path / f"{kind}/part-{i:04d}.parquet")
+        extract_heads(clip, part, [-1], files["heads"][-1], files["embeddings"][-1], batch_size=4)
+    keys, ids, values = read_heads(files["heads"])
+    keys1, ids1, values1 = read_heads(whole[0])
+    assert keys == keys1 and ids == ids1 == records.image_ids
+    np.testing.assert_allclose(values, values1, atol=1e-6)
+    emb = open_dataset(tmp_path / "embeddings", "embeddings").to_table()  # a folder of shards
+    assert emb["image_id"].to_pylist() == records.image_ids
+    with pytest.raises(ValueError, match="exceeds the 10 probe images"):
+        shard_records(records, 0, 11)
+    with pytest.raises(FileNotFoundError, match="nowhere.parquet"):
+        open_dataset([files["heads"][0], tmp_path / "nowhere.parquet"])
+
+
+def test_sharded_dry_run_has_a_job_per_shard(tmp_path):
+    """`extract.shards: 3`: three extract jobs per model (a `shard` wildcard), and TEXTSPAN reads
+    a model's three heads and embeddings shards (no merge job)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import yaml
+
+    root = Path(__file__).resolve().parents[1]
+    config = yaml.safe_load((root / "config/config.yaml").read_text())
+    config["extract"]["shards"] = 3
+    config["models"] = dict(list(config["models"].items())[:2])
+    (tmp_path / "sharded.yaml").write_text(yaml.safe_dump(config))
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "-n",
+            "-p",
+            "--configfile",
+            str(tmp_path / "sharded.yaml"),
+        ],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out
+    run = config["run"]
+    for model in config["models"]:
+        for shard in range(3):
+            assert (
+                f"--shard {shard} --shards 3 --heads-out results/{run}/{model}/heads/part-{shard:04d}.parquet"
+                in out
+            )
+        heads = " ".join(f"results/{run}/{model}/heads/part-{i:04d}.parquet" for i in range(3))
+        embeddings = heads.replace("/heads/", "/embeddings/")
+        assert f"--heads {heads} --embeddings {embeddings}" in out
+    assert "merge" not in out.lower()

@@ -16,8 +16,10 @@ from clipconcepts.llm import (
     LLMCache,
     LLMConfigError,
     LLMRequestError,
+    TooManyInvalidError,
     ask,
     cache_key,
+    check_invalid_share,
     label_request,
     make_backend,
     prompt_fingerprint,
@@ -306,3 +308,202 @@ def test_identical_requests_in_a_batch_are_asked_once(server, backend):
     assert server.n_requests == 4  # 4 distinct (label, text) pairs among 10 texts
     assert verdicts["aligned"].to_list() == [True, False, True, False, False] * 2
     assert cache.stats.total().hits == 6
+
+
+# ---------------------------------------------------------------------------------------------
+# Misbehaving servers (issue 8, part 3): transport garbage is retried, never recorded as an answer.
+
+GARBAGE = {
+    "truncated JSON": ("truncated", None),
+    "HTML page": ("html", None),
+    "empty body": ("raw", ("application/json", "")),
+    "empty body, no type": ("raw", (None, "")),
+    "JSON list": ("payload", [1, 2]),
+    "empty object": ("payload", {}),
+    "no choices": ("payload", {"id": "x", "choices": []}),
+    "choice without message": ("payload", {"choices": [{"index": 0, "message": None}]}),
+}
+
+
+@pytest.mark.parametrize("fault", list(GARBAGE.values()), ids=list(GARBAGE))
+def test_garbage_200_is_retried_not_reasked(server, backend, tmp_path, fault):
+    server.push(fault)
+    cache = LLMCache(tmp_path / "cache")
+    answer = ask(backend, label_request(["a", "b"]), cache)
+    assert answer.valid and answer.data == {"label": "Animals"}
+    assert server.n_requests == 2
+    # the second request repeats the first: garbage is not a model answer to argue with
+    assert server.bodies[1]["messages"] == server.bodies[0]["messages"]
+    counts = cache.stats.get(backend.name)
+    assert (counts.retries, counts.reasks, counts.invalid) == (1, 0, 0)
+    record = json.loads(cache.path(answer.cache_key).read_text())
+    assert record["answer"]["replies"] == ['{"label": "Animals"}']
+
+
+@pytest.mark.parametrize("fault", [("truncated", None), ("html", None), ("payload", {})])
+def test_garbage_to_the_end_fails_naming_the_server_and_records_nothing(
+    server, monkeypatch, tmp_path, fault
+):
+    monkeypatch.setenv(KEY_ENV, SECRET)
+    backend = make_backend(_spec(server, max_retries=1))
+    server.push(fault, fault)
+    cache = LLMCache(tmp_path / "cache")
+    with pytest.raises(LLMRequestError) as info:
+        ask(backend, label_request(["a"]), cache)
+    message = str(info.value)
+    assert "HTTP 200" in message and "2 attempts" in message
+    assert server.base_url in message and "'openai_compatible:fake-model'" in message
+    assert SECRET not in message
+    assert len(cache) == 0 and server.n_requests == 2
+
+
+def test_connection_error_names_the_base_url(server, monkeypatch, caplog):
+    monkeypatch.setenv(KEY_ENV, SECRET)
+    backend = make_backend(_spec(server, max_retries=1))
+    server.push(("drop", None), ("drop", None))
+    with caplog.at_level(logging.WARNING), pytest.raises(LLMRequestError) as info:
+        ask(backend, label_request(["a"]), LLMCache(None))
+    assert "connection error" in str(info.value)
+    assert server.base_url in str(info.value)
+    assert server.base_url in caplog.text  # the retry warning too
+
+
+def test_timeout_names_the_base_url(server, monkeypatch):
+    monkeypatch.setenv(KEY_ENV, SECRET)
+    backend = make_backend(_spec(server, timeout_s=0.2, max_retries=0))
+    server.push(("sleep", 0.6))
+    with pytest.raises(LLMRequestError, match="timed out after 0.2 s") as info:
+        ask(backend, label_request(["a"]), LLMCache(None))
+    assert server.base_url in str(info.value)
+
+
+def test_retry_invalid_reasks_answers_stored_invalid(server, backend, tmp_path):
+    spans = _textspans(2)
+    server.push(("content", "nope"), ("content", "still nope"))
+    first = label_heads(spans, make_backend(_spec(server, max_concurrency=1)), LLMCache(tmp_path))
+    assert first["valid"].to_list() == [False, True] and server.n_requests == 3
+    # by default a stored invalid answer is final
+    assert not label_heads(spans, backend, LLMCache(tmp_path))["valid"].all()
+    assert server.n_requests == 3
+    cache = LLMCache(tmp_path, retry_invalid=True)
+    again = label_heads(spans, backend, cache)
+    assert again["valid"].all() and server.n_requests == 4  # only the invalid one is asked
+    assert cache.stats.total().retried_invalid == 1 and cache.stats.total().hits == 1
+    record = json.loads(cache.path(again["cache_key"][0]).read_text())
+    assert record["answer"]["valid"] is True  # the file now holds the good answer
+
+
+def test_retry_invalid_asks_once_per_job(server, backend, tmp_path):
+    server.push(*[("content", "nope")] * 4)
+    cache = LLMCache(tmp_path, retry_invalid=True)
+    request = label_request(["a"])
+    assert not ask(backend, request, cache).valid
+    assert not ask(backend, request, cache).valid  # invalid in this very job: not asked again
+    assert server.n_requests == 2
+
+
+def test_invalid_share_limit_is_strictly_more_than(backend):
+    check_invalid_share(backend, 1, 10, "labels", 0.1)  # exactly the share: accepted
+    check_invalid_share(backend, 0, 0, "labels", 0.0)
+    check_invalid_share(backend, 9, 10, "labels", None)  # no limit
+    with pytest.raises(TooManyInvalidError, match=r"2 of 10 labels \(20%\)"):
+        check_invalid_share(backend, 2, 10, "labels", 0.1)
+    with pytest.raises(LLMConfigError, match="max_invalid_fraction"):
+        check_invalid_share(backend, 0, 10, "labels", 1.5)
+
+
+# ---------------------------------------------------------------------------------------------
+# The CLI steps: invalid-share guard, --retry-invalid, statistics logged on failure too.
+
+
+def _cli(*argv: str) -> int:
+    from clipconcepts.cli import main
+
+    return main(list(argv))
+
+
+def _label_argv(server, tmp_path, *extra: str) -> list[str]:
+    spans = tmp_path / "textspans.parquet"
+    if not spans.exists():
+        _textspans(3).write_parquet(spans)
+    spec = json.dumps(_spec(server, max_concurrency=1))
+    return [
+        "label",
+        "--textspans",
+        str(spans),
+        "--backend",
+        spec,
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        "--out",
+        str(tmp_path / "labels.parquet"),
+        *extra,
+    ]
+
+
+def test_label_step_fails_above_the_invalid_share_then_retry_invalid_fixes_it(
+    server, monkeypatch, tmp_path, caplog
+):
+    monkeypatch.setenv(KEY_ENV, SECRET)
+    server.push(("content", "nope"), ("content", "nope"))  # head 1: invalid after the re-ask
+    with caplog.at_level(logging.INFO):
+        assert _cli(*_label_argv(server, tmp_path, "--max-invalid-fraction", "0.1")) == 1
+    assert "1 of 3 labels (33%) are invalid" in caplog.text
+    assert server.base_url in caplog.text and "retry_invalid" in caplog.text
+    assert "LLM calls:" in caplog.text
+    assert not (tmp_path / "labels.parquet").exists()
+    assert len(LLMCache(tmp_path / "cache")) == 3  # every answer is kept
+    # accepting the share writes the output without a call
+    argv = _label_argv(server, tmp_path, "--max-invalid-fraction", "0.5")
+    assert _cli(*argv) == 0 and server.n_requests == 4
+    assert pl.read_parquet(tmp_path / "labels.parquet")["valid"].sum() == 2
+    # re-asking the invalid answer makes one call and fixes it
+    assert _cli(*_label_argv(server, tmp_path, "--retry-invalid", "true")) == 0
+    assert server.n_requests == 5
+    assert pl.read_parquet(tmp_path / "labels.parquet")["valid"].all()
+    assert SECRET not in caplog.text
+
+
+def test_judge_step_fails_above_the_invalid_share(server, monkeypatch, tmp_path, caplog):
+    monkeypatch.setenv(KEY_ENV, SECRET)
+    _textspans(2).write_parquet(tmp_path / "spans.parquet")
+    labels = pl.DataFrame({"layer": [9, 9], "head": [0, 1], "label": ["Cats"] * 2})
+    labels.with_columns(valid=pl.lit(True)).write_parquet(tmp_path / "labels.parquet")
+    server.push(("content", "nope"), ("content", "nope"))
+    judges = json.dumps([_spec(server, max_concurrency=1, name="judge-a")])
+    argv = ["judge", "--labels", str(tmp_path / "labels.parquet")]
+    argv += ["--textspans", str(tmp_path / "spans.parquet"), "--judges", judges]
+    argv += ["--mode", "per_head", "--cache-dir", str(tmp_path / "cache")]
+    argv += ["--out", str(tmp_path / "verdicts.parquet"), "--max-invalid-fraction", "0.2"]
+    with caplog.at_level(logging.INFO):
+        assert _cli(*argv) == 1
+    assert "'judge-a'" in caplog.text and "5 of 10 verdicts (50%) are invalid" in caplog.text
+    assert "LLM calls:" in caplog.text
+    assert not (tmp_path / "verdicts.parquet").exists()
+
+
+def test_llm_stats_are_logged_when_the_step_fails(server, monkeypatch, tmp_path, caplog):
+    monkeypatch.setenv(KEY_ENV, SECRET)
+    server.fail_after = 1  # the second call gets HTTP 400: the step fails
+    with caplog.at_level(logging.INFO):
+        assert _cli(*_label_argv(server, tmp_path)) == 1
+    assert "HTTP 400" in caplog.text
+    assert "LLM calls: LLM: 2 requests, 1 new answers" in caplog.text
+
+
+def test_textbank_step_fails_above_the_invalid_share_then_retry_invalid_fixes_it(
+    server, monkeypatch, tmp_path, caplog
+):
+    monkeypatch.setenv(KEY_ENV, SECRET)
+    spec = json.dumps(_spec(server, max_concurrency=1))
+    out = tmp_path / "textbank.parquet"
+    argv = ["textbank", "--source", "generate", "--generate-n", "4", "--generate-batch", "2"]
+    argv += ["--backend", spec, "--cache-dir", str(tmp_path / "cache"), "--out", str(out)]
+    server.push(("content", "nope"), ("content", "nope"))  # 1 of the 4 batches stays invalid
+    with caplog.at_level(logging.INFO):
+        assert _cli(*argv, "--max-invalid-fraction", "0.2") == 1
+    assert "1 of 4 text-bank batches (25%) are invalid" in caplog.text
+    assert "LLM calls:" in caplog.text and not out.exists()
+    assert _cli(*argv, "--retry-invalid", "true") == 0
+    assert server.n_requests == 6  # 4 batches + 1 re-ask, then only the invalid batch again
+    assert len(pl.read_parquet(out)) == 4

@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from clipconcepts.textspan import textspan, textspan_reference
+from clipconcepts.textspan import (
+    HeadMoments,
+    MomentAccumulator,
+    textspan,
+    textspan_from_moments,
+    textspan_reference,
+)
 
 
 def _unit_rows(x: np.ndarray) -> np.ndarray:
@@ -168,6 +174,64 @@ def test_non_finite_contributions_are_refused(engine):
     data[1, 3, 2] = np.nan
     with pytest.raises(ValueError, match="head 1 hold NaN" if engine == "numpy" else "NaN"):
         textspan(data, np.ones((5, 8), np.float32), engine=engine)
+
+
+def _stream(data: np.ndarray, engine: str = "auto", seed: int = 0) -> HeadMoments:
+    """Feed ``[K, N, D]`` to an accumulator in blocks of random sizes, heads interleaved."""
+    k, n, d = data.shape
+    rng = np.random.default_rng(seed)
+    acc = MomentAccumulator(k, d, engine=engine)
+    cuts = np.sort(rng.choice(np.arange(1, n), size=min(n - 1, 6), replace=False))
+    blocks = [(h, lo, hi) for h in range(k) for lo, hi in zip([0, *cuts], [*cuts, n], strict=True)]
+    for i in rng.permutation(len(blocks)):
+        h, lo, hi = blocks[i]
+        acc.add(h, data[h, lo:hi])
+    return acc.moments()
+
+
+@pytest.mark.parametrize("engine", ["numpy", "torch"])
+def test_streamed_moments_match_plain_mean_and_covariance(engine):
+    rng = np.random.default_rng(12)
+    data, _ = _random_case(rng, 3, 257, 16, 10)
+    data += 50.0  # a large offset: the pairwise update must not cancel
+    moments = _stream(data, engine)
+    assert moments.n == 257
+    for h in range(3):
+        x = data[h].astype(np.float64)
+        np.testing.assert_allclose(moments.mean[h].numpy(), x.mean(axis=0), rtol=1e-12)
+        np.testing.assert_allclose(
+            moments.gram[h].numpy() / 256, np.cov(x, rowvar=False), rtol=1e-9, atol=1e-12
+        )
+
+
+@pytest.mark.parametrize(
+    ("k", "n", "d", "t", "rank", "iters"),
+    [(3, 400, 32, 150, 16, 5), (4, 60, 64, 200, 80, 5), (2, 300, 48, 500, 80, 6)],
+)
+def test_streamed_textspan_picks_as_in_memory_and_reference(k, n, d, t, rank, iters):
+    """TEXTSPAN from streamed moments (how the workflow reads heads.parquet) picks exactly what
+    the in-memory path and the plain reference pick."""
+    rng = np.random.default_rng(k * 1000 + n + d)
+    data, texts = _random_case(rng, k, n, d, t)
+    in_memory = textspan(data, texts, iters=iters, rank=rank)
+    for engine in ("numpy", "torch"):
+        streamed = textspan_from_moments(_stream(data), texts, iters, rank, engine=engine)
+        assert torch.equal(streamed.indices, in_memory.indices)
+        assert torch.equal(streamed.rank, in_memory.rank)
+        torch.testing.assert_close(streamed.variance, in_memory.variance, rtol=1e-9, atol=0)
+        torch.testing.assert_close(streamed.total_variance, in_memory.total_variance)
+    ref_idx, _ = textspan_reference(data, texts, iters, rank)
+    np.testing.assert_array_equal(streamed.indices.numpy(), ref_idx)
+    chunked = textspan_from_moments(_stream(data), texts, iters, rank, memory_budget_mb=0)
+    assert torch.equal(chunked.indices, in_memory.indices)
+
+
+def test_accumulator_refuses_uneven_heads():
+    acc = MomentAccumulator(2, 4)
+    acc.add(0, np.ones((3, 4), np.float32))
+    acc.add(1, np.ones((2, 4), np.float32))
+    with pytest.raises(ValueError, match=r"different numbers of rows: \[3, 2\]"):
+        acc.moments()
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

@@ -7,10 +7,13 @@ command line states everything its output depends on. Heavy imports happen insid
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sys
 from collections.abc import Callable
+
+from clipconcepts.conceptworld import cli as conceptworld_cli
 
 log = logging.getLogger("clipconcepts")
 
@@ -55,19 +58,24 @@ def _extract_args(p):
     p.add_argument("--num-workers", type=int, default=0)
     p.add_argument("--on-bad-image", choices=["fail", "skip"], default="fail")
     p.add_argument("--part-size", type=int, default=10_000)
+    p.add_argument("--shard", type=int, default=0, help="this job's image range (0-based)")
+    p.add_argument("--shards", type=int, default=1, help="image ranges the probe set is split in")
     p.add_argument("--heads-out", required=True)
     p.add_argument("--embeddings-out", required=True)
 
 
 def _extract(args):
     from clipconcepts.data import build_image_records
-    from clipconcepts.extract import extract_heads
+    from clipconcepts.extract import extract_heads, shard_records
 
     clip = _load(args)
     records = build_image_records(args.probe_kind, args.probe_root).subset(
         args.subset or None, args.seed
     )
+    records = shard_records(records, args.shard, args.shards)
     log.info("%r on %d probe images from %s", clip, len(records), args.probe_root)
+    if args.shards > 1:
+        log.info("shard %d of %d (0-based)", args.shard, args.shards)
     extract_heads(
         clip,
         records,
@@ -86,6 +94,36 @@ def _llm_args(p, what="--backend"):
     p.add_argument(what, type=_json, required=True, help="backend spec as JSON (no secrets)")
     p.add_argument("--cache-dir", required=True, help="content-addressed LLM answer store")
     p.add_argument("--max-concurrency", type=int, default=None)
+    _llm_policy_args(p)
+
+
+def _flag(text: str) -> bool:
+    if text.lower() in ("true", "1", "yes"):
+        return True
+    if text.lower() in ("false", "0", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def _llm_policy_args(p):
+    p.add_argument(
+        "--retry-invalid", type=_flag, default=False, help="re-ask answers stored invalid"
+    )
+    p.add_argument(
+        "--max-invalid-fraction", type=float, default=0.1, help="fail above this share invalid"
+    )
+
+
+@contextlib.contextmanager
+def _llm_cache(args):
+    """The step's LLM answer cache; its call statistics are logged however the step ends."""
+    from clipconcepts.llm import LLMCache
+
+    cache = LLMCache(args.cache_dir, retry_invalid=args.retry_invalid)
+    try:
+        yield cache
+    finally:
+        log.info("LLM calls: %s", cache.stats.summary())
 
 
 def _resolve_lexicon(name: str | None) -> dict[str, str] | None:
@@ -114,10 +152,6 @@ def _backend(spec: dict):
     return make_backend(spec, lexicon=lexicon)
 
 
-def _log_llm_stats(cache) -> None:
-    log.info("LLM calls: %s", cache.stats.summary())
-
-
 def _textbank_args(p):
     p.add_argument(
         "--source", choices=["default", "file", "generate", "conceptworld"], required=True
@@ -127,6 +161,7 @@ def _textbank_args(p):
     p.add_argument("--generate-batch", type=int, default=50)
     p.add_argument("--backend", type=_json, default=None, help="source=generate: LLM spec (JSON)")
     p.add_argument("--cache-dir", default=None)
+    _llm_policy_args(p)
     p.add_argument("--out", required=True)
 
 
@@ -144,14 +179,18 @@ def _textbank(args):
 
         entries = [textbank.TextBankEntry(t, f) for t, f in conceptworld_textbank()]
     else:
-        from clipconcepts.llm import LLMCache
         from clipconcepts.llm.bank import generate_bank
 
         if args.backend is None or not args.cache_dir:
             raise ValueError("textbank.source=generate needs an LLM backend and a cache dir")
-        cache = LLMCache(args.cache_dir)
-        texts = generate_bank(_backend(args.backend), cache, args.generate_n, args.generate_batch)
-        _log_llm_stats(cache)
+        with _llm_cache(args) as cache:
+            texts = generate_bank(
+                _backend(args.backend),
+                cache,
+                args.generate_n,
+                args.generate_batch,
+                max_invalid_fraction=args.max_invalid_fraction,
+            )
         entries = [textbank.TextBankEntry(t, None) for t in texts]
     textbank.write_textbank(entries, args.out)
     log.info("text bank (%s): %d descriptions -> %s", args.source, len(entries), args.out)
@@ -186,59 +225,34 @@ def _embed_texts(args):
 
 
 def _textspan_args(p):
-    p.add_argument("--heads", required=True)
+    p.add_argument("--heads", nargs="+", required=True, help="heads file, or every shard")
+    p.add_argument("--embeddings", nargs="+", default=None, help="embeddings file or shards")
     p.add_argument("--texts", required=True)
     p.add_argument("--iters", type=int, default=5)
     p.add_argument("--rank", type=int, default=80)
+    p.add_argument(
+        "--normalize",
+        choices=["embedding_norm", "none"],
+        default="embedding_norm",
+        help="divide each image's contributions by its embedding norm (the reference's), or not",
+    )
     p.add_argument("--device", default="cpu")
     p.add_argument("--out", required=True)
 
 
 def _textspan(args):
-    import polars as pl
-    import torch
+    from clipconcepts.textspan_step import run_textspan
 
-    from clipconcepts.extract import read_heads
-    from clipconcepts.io import to_numpy, write_table
-    from clipconcepts.textspan import textspan
-
-    device = (
-        args.device if torch.cuda.is_available() or not args.device.startswith("cuda") else "cpu"
+    run_textspan(
+        args.heads,
+        args.embeddings,
+        args.texts,
+        args.out,
+        iters=args.iters,
+        rank=args.rank,
+        normalize=args.normalize,
+        device=args.device,
     )
-    keys, image_ids, data = read_heads(args.heads)
-    texts = pl.read_parquet(args.texts)
-    text_emb = to_numpy(texts.to_arrow()["embedding"])
-    log.info("TEXTSPAN: %d heads x %d images, %d texts", len(keys), len(image_ids), len(texts))
-    result = textspan(
-        torch.from_numpy(data), torch.from_numpy(text_emb), args.iters, args.rank, device
-    )
-    idx = result.indices.cpu().numpy()
-    var = result.variance.cpu().numpy()
-    total = result.total_variance.cpu().numpy()
-    rows = []
-    text_list, family = texts["text"].to_list(), texts["family"].to_list()
-    for k, (layer, head) in enumerate(keys):
-        for rank in range(idx.shape[1]):
-            t = int(idx[k, rank])
-            rows.append(
-                {
-                    "layer": layer,
-                    "head": head,
-                    "rank": rank,
-                    "text_id": t,
-                    "text": text_list[t],
-                    "family": family[t],
-                    "variance": float(var[k, rank]),
-                    "variance_fraction": float(var[k, rank] / total[k]) if total[k] > 0 else 0.0,
-                }
-            )
-    frame = pl.DataFrame(rows).with_columns(
-        pl.col("layer").cast(pl.Int16),
-        pl.col("head").cast(pl.Int16),
-        pl.col("rank").cast(pl.Int8),
-        pl.col("text_id").cast(pl.Int32),
-    )
-    write_table(frame.to_arrow(), args.out)
 
 
 # ---------------------------------------------------------------------------- labelling, judging, CCS
@@ -253,13 +267,15 @@ def _label(args):
 
     from clipconcepts.io import write_table
     from clipconcepts.labelling import label_heads
-    from clipconcepts.llm import LLMCache
 
-    cache = LLMCache(args.cache_dir)
-    labels = label_heads(
-        pl.read_parquet(args.textspans), _backend(args.backend), cache, args.max_concurrency
-    )
-    _log_llm_stats(cache)
+    with _llm_cache(args) as cache:
+        labels = label_heads(
+            pl.read_parquet(args.textspans),
+            _backend(args.backend),
+            cache,
+            args.max_concurrency,
+            args.max_invalid_fraction,
+        )
     write_table(labels.to_arrow(), args.out)
 
 
@@ -270,6 +286,7 @@ def _judge_args(p):
     p.add_argument("--mode", choices=["per_text", "per_head"], default="per_text")
     p.add_argument("--cache-dir", required=True)
     p.add_argument("--max-concurrency", type=int, default=None)
+    _llm_policy_args(p)
     p.add_argument("--out", required=True)
 
 
@@ -278,18 +295,17 @@ def _judge(args):
 
     from clipconcepts.io import write_table
     from clipconcepts.judging import judge_heads
-    from clipconcepts.llm import LLMCache
 
-    cache = LLMCache(args.cache_dir)
-    verdicts = judge_heads(
-        pl.read_parquet(args.labels),
-        pl.read_parquet(args.textspans),
-        [_backend(spec) for spec in args.judges],
-        args.mode,
-        cache,
-        args.max_concurrency,
-    )
-    _log_llm_stats(cache)
+    with _llm_cache(args) as cache:
+        verdicts = judge_heads(
+            pl.read_parquet(args.labels),
+            pl.read_parquet(args.textspans),
+            [_backend(spec) for spec in args.judges],
+            args.mode,
+            cache,
+            args.max_concurrency,
+            args.max_invalid_fraction,
+        )
     write_table(verdicts.to_arrow(), args.out)
 
 
@@ -365,18 +381,10 @@ def _dataset_args(p):
 
 
 def _build_dataset(args, transform=None):
-    from clipconcepts.data.zeroshot import build_zeroshot_dataset
+    from clipconcepts.data.zeroshot import build_zeroshot_dataset, dataset_options
 
-    spec = dict(args.dataset_spec)
-    return build_zeroshot_dataset(
-        spec.pop("kind"),
-        spec.pop("root", None),
-        transform,
-        download=spec.pop("download", False),
-        templates=args.templates,
-        split=spec.pop("split", None),
-        family=spec.pop("family", None),
-    )
+    options = dataset_options(args.dataset, args.dataset_spec)
+    return build_zeroshot_dataset(transform=transform, templates=args.templates, **options)
 
 
 def _classifier_args(p):
@@ -387,11 +395,12 @@ def _classifier_args(p):
 
 
 def _classifier(args):
-    from clipconcepts.data.zeroshot import resolve_templates
+    from clipconcepts.data.zeroshot import dataset_options, resolve_templates
     from clipconcepts.evaluate import build_classifier, save_classifier
 
+    # checked here too, so a typo in datasets.<name> stops the run before any image is read
+    kind = dataset_options(args.dataset, args.dataset_spec)["kind"]
     clip = _load(args)
-    kind = args.dataset_spec["kind"]
     if kind in ("imagefolder", "manifest", "conceptworld"):
         # class names and templates live with the data: read them from there
         dataset = _build_dataset(args)
@@ -466,11 +475,19 @@ def _prune(args):
             f"classifier {args.classifier} has {len(classnames)} classes, "
             f"dataset {args.dataset} has {dataset.n_classes}"
         )
-    loader = dataset.loader(args.batch_size, args.num_workers)
+    loader = dataset.loader(args.batch_size, args.num_workers)  # its on_bad_image applies
     log.info("%r on %s: %d images, %d prune sets", clip, args.dataset, len(dataset), len(sets))
     frame = evaluate_prune_sets(
         clip, loader, weights.to(clip.device), sets, sets_per_pass=args.sets_per_pass
     )
+    n_skipped = len(dataset) - frame["n_images"][0] if len(frame) else 0
+    if n_skipped:
+        log.warning(
+            "%s: skipped %d undecodable images (datasets.%s.on_bad_image: skip)",
+            args.dataset,
+            n_skipped,
+            args.dataset,
+        )
     write_prune_results(frame, args.out)
     log.info("results:\n%s", frame.select("strategy", "seed", "n_heads", "top1", "top5"))
 
@@ -482,6 +499,11 @@ def _report_args(p):
     p.add_argument("--datasets", nargs="*", default=[])
     p.add_argument("--title", default="clipconcepts report")
     p.add_argument("--n-examples", type=int, default=3)
+    p.add_argument("--ood-datasets", nargs="*", default=[], help="datasets flagged ood: true")
+    p.add_argument("--concept-pairs", type=_json, default=None, help="prune.concept_pairs JSON")
+    p.add_argument("--video", nargs="*", default=[], help="video retrieval result files")
+    p.add_argument("--claim-margin", type=float, default=0.0, help="percentage points")
+    p.add_argument("--claim-quorum", type=float, default=1.0, help="fraction of cases")
     p.add_argument("--out", required=True)
     p.add_argument("--assets-dir", required=True)
 
@@ -497,49 +519,13 @@ def _report(args):
         args.assets_dir,
         title=args.title,
         n_examples=args.n_examples,
+        ood_datasets=args.ood_datasets,
+        concept_pairs=args.concept_pairs,
+        video=args.video,
+        claim_margin=args.claim_margin,
+        claim_quorum=args.claim_quorum,
     )
     log.info("report -> %s", path)
-
-
-# ---------------------------------------------------------------------------- concept world
-def _train_cw_args(p):
-    p.add_argument("--out-dir", required=True)
-    p.add_argument("--steps", type=int, default=1000)
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--lr", type=float, default=2e-3)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--eval-images-per-family", type=int, default=1000)
-    p.add_argument("--threads", type=int, default=None)
-
-
-def _train_cw(args):
-    from clipconcepts.conceptworld.train import train_concept_clip
-
-    metrics = train_concept_clip(
-        args.out_dir,
-        steps=args.steps,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        seed=args.seed,
-        eval_images_per_family=args.eval_images_per_family,
-        threads=args.threads,
-    )
-    log.info("concept-world CLIP zero-shot accuracy per family:\n%s", metrics)
-
-
-def _cw_data_args(p):
-    p.add_argument("--out-dir", required=True)
-    p.add_argument("--n-probe", type=int, default=2000)
-    p.add_argument("--n-per-family", type=int, default=500)
-    p.add_argument("--seed", type=int, default=0)
-
-
-def _cw_data(args):
-    from clipconcepts.conceptworld.datasets import write_datasets
-
-    written = write_datasets(args.out_dir, args.n_probe, args.n_per_family, args.seed)
-    for name, folder in written.items():
-        log.info("concept-world dataset %s -> %s", name, folder)
 
 
 # ---------------------------------------------------------------------------- entry point
@@ -564,10 +550,12 @@ STEPS: dict[str, tuple[str, Callable, Callable]] = {
     "agreement": ("human vs LLM agreement (kappa, rho, tau)", _agreement_args, _agreement),
     "classifier": ("zero-shot class embeddings of a dataset", _classifier_args, _classifier),
     "prune-eval": ("zero-shot accuracy with head sets pruned", _prune_args, _prune),
-    "train-concept-clip": ("train the concept-world CLIP", _train_cw_args, _train_cw),
-    "conceptworld-data": ("write the concept-world datasets", _cw_data_args, _cw_data),
     "report": ("the self-contained HTML report and its assets", _report_args, _report),
 }
+
+
+# Stages that own their sub-commands beside their code.
+STEPS.update(conceptworld_cli.STEPS)
 
 
 def build_parser() -> argparse.ArgumentParser:

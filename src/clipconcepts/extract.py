@@ -7,6 +7,10 @@ Writes two Parquet files, streamed one row group per batch so memory stays bound
 Long runs are resumable: images are processed in parts of `part_size`; each finished part is
 written atomically to `<heads>.parts/`, a restarted job skips finished parts, and the final files
 are assembled from the parts only at the end (so a failed job leaves no partial output).
+
+Large probe sets are sharded by image range (`shard_records`, the workflow's `extract.shards`):
+each shard is its own job writing its own pair of files, and readers take the shards as one
+Parquet dataset (`open_dataset`), never a concatenated copy.
 """
 
 from __future__ import annotations
@@ -15,17 +19,19 @@ import hashlib
 import json
 import logging
 import shutil
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import torch
 from tqdm import tqdm
 
 from clipconcepts.data.images import ImageRecords, image_loader
-from clipconcepts.io import ParquetStream, embedding_type, fixed_list
+from clipconcepts.io import ParquetStream, embedding_type, fixed_list, open_dataset, to_numpy
 from clipconcepts.models import HeadAwareCLIP
 
 log = logging.getLogger(__name__)
@@ -55,6 +61,26 @@ class ExtractionSummary:
     n_skipped: int
     n_rows: int
     layers: list[int]
+
+
+def shard_records(records: ImageRecords, shard: int, shards: int) -> ImageRecords:
+    """Shard ``shard`` (0-based) of ``shards`` contiguous, near-equal image ranges of the probe
+    set: shard i holds images ``[i N // S, (i + 1) N // S)``, so the shards partition it."""
+    if not 0 <= shard < shards:
+        raise ValueError(
+            f"extract: shard must be in [0, {shards}) for shards={shards}, got {shard}"
+        )
+    if shards > len(records):
+        raise ValueError(
+            f"extract.shards={shards} exceeds the {len(records)} probe images: every shard needs one"
+        )
+    lo, hi = shard * len(records) // shards, (shard + 1) * len(records) // shards
+    return replace(
+        records,
+        image_ids=records.image_ids[lo:hi],
+        paths=records.paths[lo:hi],
+        labels=records.labels[lo:hi],
+    )
 
 
 def _fingerprint(clip: HeadAwareCLIP, records: ImageRecords, layers: list[int], part_size: int):
@@ -181,30 +207,29 @@ def extract_heads(
     return ExtractionSummary(n_images, n_skipped, n_rows, layers)
 
 
-def read_head_matrix(path: str | Path, layer: int, head: int) -> tuple[list[str], torch.Tensor]:
-    """One head's contributions `[N, D]` (and image ids) from a heads Parquet file."""
-    import polars as pl
-
-    frame = (
-        pl.scan_parquet(path)
-        .filter((pl.col("layer") == layer) & (pl.col("head") == head))
-        .select("image_id", "contribution")
-        .collect()
+def read_head_matrix(
+    path: str | Path | Sequence[str | Path], layer: int, head: int
+) -> tuple[list[str], torch.Tensor]:
+    """One head's contributions `[N, D]` (and image ids) from a heads file or its shards."""
+    table = open_dataset(path).to_table(
+        columns=["image_id", "contribution"],
+        filter=(pc.field("layer") == layer) & (pc.field("head") == head),
     )
-    values = np.asarray(frame["contribution"].to_numpy(), dtype=np.float32)
-    return frame["image_id"].to_list(), torch.from_numpy(values.reshape(len(frame), -1))
+    return table["image_id"].to_pylist(), torch.from_numpy(to_numpy(table["contribution"]).copy())
 
 
-def read_heads(path: str | Path) -> tuple[list[tuple[int, int]], list[str], np.ndarray]:
-    """All heads of a heads Parquet file as `[K, N, D]` (heads sorted by layer, then head; images
-    in file order), with the `(layer, head)` list and the image ids."""
-    table = pq.read_table(path, columns=["image_id", "layer", "head", "contribution"])
+def read_heads(
+    path: str | Path | Sequence[str | Path],
+) -> tuple[list[tuple[int, int]], list[str], np.ndarray]:
+    """All heads of a heads file (or its shards) as `[K, N, D]` in memory (heads sorted by layer,
+    then head; images in file order), with the `(layer, head)` list and the image ids. The
+    workflow's TEXTSPAN streams instead (`textspan_step`); this is for small data and tests."""
+    table = open_dataset(path).to_table(columns=["image_id", "layer", "head", "contribution"])
     layer = table["layer"].to_numpy()
     head = table["head"].to_numpy()
     order = np.lexsort((head, layer))  # stable: images stay in file order within a head
-    values = table["contribution"].combine_chunks().flatten().to_numpy(zero_copy_only=False)
     dim = table.schema.field("contribution").type.list_size
-    values = values.reshape(-1, dim)[order]
+    values = to_numpy(table["contribution"])[order]
     keys = sorted(set(zip(layer.tolist(), head.tolist(), strict=True)))
     n_images = len(values) // max(1, len(keys))
     image_ids = table["image_id"].to_numpy(zero_copy_only=False)[order[:n_images]].tolist()

@@ -1,14 +1,16 @@
-"""Parquet helpers: atomic, streamed writers and fixed-size-list embedding columns."""
+"""Parquet helpers: atomic, streamed writers, fixed-size-list embedding columns, and sharded
+outputs read as one dataset."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 
@@ -78,3 +80,29 @@ def write_table(table: pa.Table, path: str | Path) -> None:
     """Write a small table atomically."""
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp, compression="zstd")
+
+
+def open_dataset(paths: str | Path | Sequence[str | Path], what: str = "heads") -> ds.Dataset:
+    """Extraction output (``what``: heads or embeddings) as one Parquet dataset, read lazily: one
+    file, the shard files of a sharded extraction, or a folder of ``part-*.parquet`` shards."""
+    paths = [paths] if isinstance(paths, str | Path) else list(paths)
+    files: list[Path] = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            shards = sorted(path.glob("part-*.parquet"))
+            if not shards:
+                raise FileNotFoundError(f"{what}: no part-*.parquet shards in folder {path}")
+            files += shards
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise FileNotFoundError(f"{what} file not found: {path}")
+    if not files:
+        raise FileNotFoundError(f"{what}: no files given")
+    schema = pq.read_schema(files[0])
+    for path in files[1:]:
+        if not pq.read_schema(path).equals(schema, check_metadata=False):
+            raise ValueError(
+                f"{what} shard {path} has schema {pq.read_schema(path)}, unlike {files[0]} ({schema})"
+            )
+    return ds.dataset([str(f) for f in files], schema=schema, format="parquet")

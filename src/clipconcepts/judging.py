@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import polars as pl
 
 from clipconcepts.labelling import head_texts, valid_labels
-from clipconcepts.llm.backends import Backend, ask_many
+from clipconcepts.llm.backends import Backend, ask_many, check_invalid_share
 from clipconcepts.llm.cache import LLMCache
 from clipconcepts.llm.prompts import judge_head_request, judge_text_request
 
@@ -57,10 +57,13 @@ def judge_heads(
     mode: str,
     cache: LLMCache,
     max_concurrency: int | None = None,
+    max_invalid_fraction: float | None = None,
 ) -> pl.DataFrame:
     """Per-(head, judge, text) verdicts: [layer, head, rank, judge, label, text, aligned, valid,
     cache_key]. `aligned` is null for an invalid answer and for a head without a valid label
-    (no call is made for it); such rows have `valid=False`."""
+    (no call is made for it); such rows have `valid=False`. When more than `max_invalid_fraction`
+    of a judge's verdicts (those it was asked for) are invalid, TooManyInvalidError is raised
+    once every judge has answered (the answers stay cached)."""
     if mode not in JUDGE_MODES:
         raise ValueError(f"unknown judging mode {mode!r}; use one of {JUDGE_MODES}")
     if not judges:
@@ -75,6 +78,10 @@ def judge_heads(
     log.info(
         "%d verdicts from %d judges (%s), %d invalid", verdicts.height, len(judges), mode, n_invalid
     )
+    for judge, frame in zip(judges, frames, strict=True):
+        asked = frame.filter(pl.col("cache_key").is_not_null())  # heads without a label: no call
+        n_bad = asked.height - int(asked["valid"].sum())
+        check_invalid_share(judge, n_bad, asked.height, "verdicts", max_invalid_fraction)
     return verdicts
 
 

@@ -6,7 +6,7 @@ import logging
 
 import polars as pl
 
-from clipconcepts.llm.backends import Backend, ask_many
+from clipconcepts.llm.backends import Backend, ask_many, check_invalid_share
 from clipconcepts.llm.cache import LLMCache
 from clipconcepts.llm.prompts import label_request
 
@@ -66,11 +66,13 @@ def label_heads(
     backend: Backend,
     cache: LLMCache,
     max_concurrency: int | None = None,
+    max_invalid_fraction: float | None = None,
 ) -> pl.DataFrame:
     """Label every head of `textspans` [layer, head, rank, text] with one call per head.
 
     Returns [layer, head, label, valid, backend, model, cache_key]; a head whose answer stayed
-    unusable has `valid=False` and a null label (its raw reply is in the cache file)."""
+    unusable has `valid=False` and a null label (its raw reply is in the cache file). More than
+    `max_invalid_fraction` of the heads invalid raises TooManyInvalidError (answers stay cached)."""
     heads = head_texts(textspans)
     requests = [label_request(texts) for texts in heads["texts"]]
     answers = ask_many(backend, requests, cache, max_concurrency, desc="labelling heads")
@@ -90,4 +92,5 @@ def label_heads(
     log.info(
         "labelled %d heads with %s (%d invalid answers)", labels.height, backend.name, n_invalid
     )
+    check_invalid_share(backend, n_invalid, labels.height, "labels", max_invalid_fraction)
     return labels

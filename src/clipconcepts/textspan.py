@@ -21,6 +21,11 @@ algorithm (``textspan_reference`` below, the steps of the authors' code) is:
   ``P = I - a_p a_p^T / |a_p|^2``, so ``C -> P C P``. Each iteration costs ``O(T r^2)`` per head,
   independent of N (the reference's costs ``O(N D T)``).
 
+Only each head's mean and centred Gram (its ``HeadMoments``) enter: ``textspan_from_moments``
+runs TEXTSPAN from moments streamed block by block (``MomentAccumulator``, how the workflow reads
+``heads.parquet``: ``O(K D^2)`` memory, not ``O(K N D)``), ``textspan`` from data in memory; the
+same code runs after the moments, so both pick the same texts.
+
 Two engines compute this: ``numpy`` (the CPU default; numpy's ``b.T @ b`` is a BLAS ``syrk``, and
 staying in one library keeps torch's and numpy's thread pools from spinning against each other)
 and ``torch`` (any device, batched over heads; the default off CPU). Both give the same picks.
@@ -51,7 +56,14 @@ import torch
 
 log = logging.getLogger(__name__)
 
-__all__ = ["TextSpanResult", "textspan", "textspan_reference"]
+__all__ = [
+    "HeadMoments",
+    "MomentAccumulator",
+    "TextSpanResult",
+    "textspan",
+    "textspan_from_moments",
+    "textspan_reference",
+]
 
 # Default relative tolerance on singular values (see module docstring). Float32 rounding noise in
 # a rank-deficient head sits around 1e-7..1e-6 of the largest singular value.
@@ -90,7 +102,8 @@ def _as_tensor(x: torch.Tensor | np.ndarray, name: str) -> torch.Tensor:
     if isinstance(x, torch.Tensor):
         return x
     if isinstance(x, np.ndarray):
-        return torch.from_numpy(np.ascontiguousarray(x))
+        x = np.ascontiguousarray(x)
+        return torch.from_numpy(x if x.flags.writeable else x.copy())  # e.g. Arrow-backed
     raise TypeError(f"textspan: {name} must be a torch.Tensor or numpy array, got {type(x)!r}")
 
 
@@ -118,36 +131,44 @@ def _validate(
     return k, n, d, t
 
 
-def _span_numpy(
-    heads: np.ndarray, texts: np.ndarray, r: int, rtol: float, row_block: int, first_head: int = 0
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Set-up of a chunk of heads ``[k, N, D]`` in numpy (CPU), head by head.
+def _moments_numpy(rows: np.ndarray, row_block: int) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and centred Gram of one head's rows ``[N, D]`` in float64, row block by row block
+    (numpy's ``b.T @ b`` is a BLAS ``syrk``, half a ``gemm``'s work)."""
+    n, d = rows.shape
+    mean = np.zeros(d)
+    for start in range(0, n, row_block):
+        mean += rows[start : start + row_block].sum(axis=0, dtype=np.float64)
+    mean /= n
+    gram_c = np.zeros((d, d))
+    for start in range(0, n, row_block):
+        block = rows[start : start + row_block].astype(np.float64)
+        block -= mean
+        gram_c += block.T @ block
+    return mean, gram_c
 
-    Per head: mean and centred Gram in float64 (row block by row block; numpy's ``b.T @ b`` is a
-    BLAS ``syrk``, half a ``gemm``'s work); top ``r`` eigenvectors of the raw Gram (= centred
-    Gram + N m m^T, which avoids cancellation in the centred one); texts in that basis; the
-    centred covariance in that basis. Returns (text coordinates ``[k, T, r]``, covariances
-    ``[k, r, r]``, total variances ``[k]``, kept ranks ``[k]``).
+
+def _span_numpy(
+    mean: np.ndarray, gram: np.ndarray, n: int, texts: np.ndarray, r: int, rtol: float, first: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Set-up of a chunk of heads from their moments (``mean`` ``[k, D]``, centred Gram
+    ``[k, D, D]`` over ``n`` images) in numpy (CPU), head by head.
+
+    Per head: top ``r`` eigenvectors of the raw Gram (= centred Gram + N m m^T, which avoids
+    cancellation in the centred one); texts in that basis; the centred covariance in that basis.
+    Returns (text coordinates ``[k, T, r]``, covariances ``[k, r, r]``, total variances ``[k]``,
+    kept ranks ``[k]``).
     """
-    k, n, d = heads.shape
+    k = len(mean)
     coords = np.empty((k, texts.shape[0], r))
     cov = np.empty((k, r, r))
     total = np.empty(k)
     kept = np.empty(k, dtype=np.int64)
-    for i, rows in enumerate(heads):
-        mean = np.zeros(d)
-        for start in range(0, n, row_block):
-            mean += rows[start : start + row_block].sum(axis=0, dtype=np.float64)
-        mean /= n
-        gram_c = np.zeros((d, d))
-        for start in range(0, n, row_block):
-            block = rows[start : start + row_block].astype(np.float64)
-            block -= mean
-            gram_c += block.T @ block
-        if not np.isfinite(gram_c).all():
-            raise ValueError(f"textspan: contributions of head {first_head + i} hold NaN/inf")
+    for i in range(k):
+        gram_c = gram[i]
+        if not (np.isfinite(gram_c).all() and np.isfinite(mean[i]).all()):
+            raise ValueError(f"textspan: contributions of head {first + i} hold NaN/inf")
         # The raw Gram's top eigenvectors are the raw data's top right singular vectors.
-        evals, evecs = np.linalg.eigh(gram_c + n * np.outer(mean, mean))  # ascending
+        evals, evecs = np.linalg.eigh(gram_c + n * np.outer(mean[i], mean[i]))  # ascending
         evals, basis = evals[::-1][:r], evecs[:, ::-1][:, :r]
         keep = evals > (rtol**2) * max(evals[0], 0.0)
         basis = basis * keep  # dropped directions become zero columns
@@ -188,13 +209,9 @@ def _iterate_numpy(coords: np.ndarray, cov: np.ndarray, iters: int) -> tuple[np.
     return indices, variance
 
 
-def _span_torch(
-    heads: torch.Tensor, texts: torch.Tensor, r: int, rtol: float, row_block: int
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Set-up of a chunk of heads ``[k, N, D]`` in torch (any device), batched over heads.
-
-    The same steps and outputs as ``_span_numpy``.
-    """
+def _moments_torch(heads: torch.Tensor, row_block: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Means ``[k, D]`` and centred Grams ``[k, D, D]`` (float64) of a chunk of heads
+    ``[k, N, D]`` in torch (any device), batched over heads."""
     k, n, d = heads.shape
     mean = torch.zeros(k, d, dtype=torch.float64, device=heads.device)
     for start in range(0, n, row_block):
@@ -204,7 +221,17 @@ def _span_torch(
     for start in range(0, n, row_block):
         block = heads[:, start : start + row_block].to(torch.float64) - mean[:, None, :]
         gram_c.baddbmm_(block.transpose(1, 2), block)
-    if not bool(torch.isfinite(gram_c).all()):
+    return mean, gram_c
+
+
+def _span_torch(
+    mean: torch.Tensor, gram_c: torch.Tensor, n: int, texts: torch.Tensor, r: int, rtol: float
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Set-up of a chunk of heads from their moments in torch (any device), batched over heads.
+
+    The same steps and outputs as ``_span_numpy``.
+    """
+    if not bool(torch.isfinite(gram_c).all() and torch.isfinite(mean).all()):
         raise ValueError("textspan: contributions hold NaN/inf")
     evals, evecs = torch.linalg.eigh(gram_c + n * mean[:, :, None] * mean[:, None, :])
     evals, basis = evals.flip(-1)[:, :r], evecs.flip(-1)[:, :, :r]
@@ -289,20 +316,9 @@ def textspan(
     if data.ndim == 2:
         data = data.unsqueeze(0)
     k, n, d, t = _validate(data, texts, iters, rank)
-    if not MIN_RTOL <= rtol < 1:
-        raise ValueError(
-            f"textspan: rtol must be in [{MIN_RTOL:g}, 1), got {rtol:g} (singular values are "
-            "resolved from a float64 Gram matrix, to about 1e-8 of the largest)"
-        )
     if not (data.is_floating_point() and texts.is_floating_point()):
         raise TypeError("textspan: contributions and text_embeddings must be floating point")
-    dev = torch.device(device) if device is not None else data.device
-    if engine == "auto":
-        engine = "numpy" if dev.type == "cpu" else "torch"
-    if engine not in ("numpy", "torch") or (engine == "numpy" and dev.type != "cpu"):
-        raise ValueError(
-            f"textspan: engine must be 'auto', 'torch' or 'numpy' (CPU), got {engine!r}"
-        )
+    dev, engine = _engine(device, data.device, engine, rtol)
     r_max = min(rank, n, d)
 
     # Heads per chunk, from float64 bytes per head: two Grams (2 D^2), the span basis (D r) and
@@ -321,25 +337,180 @@ def textspan(
         engine,
     )
 
+    texts = _prepare_texts(texts, engine, dev)
     parts: list[tuple[torch.Tensor, ...]] = []  # per chunk: indices, variance, total, rank
-    if engine == "numpy":
-        texts_np = texts.detach().cpu().to(torch.float64).numpy()
-        for start in range(0, k, chunk):
-            heads = data[start : start + chunk].detach().cpu()
+    for start in range(0, k, chunk):
+        heads = data[start : start + chunk].detach()
+        if engine == "numpy":
+            heads = heads.cpu()
             if heads.dtype not in (torch.float32, torch.float64):
                 heads = heads.to(torch.float32)
-            coords, cov, total, kept = _span_numpy(
-                heads.numpy(), texts_np, r_max, rtol, row_block, start
+            mean, gram = np.empty((len(heads), d)), np.empty((len(heads), d, d))
+            for i, rows in enumerate(heads.numpy()):
+                mean[i], gram[i] = _moments_numpy(rows, row_block)
+        else:
+            mean, gram = _moments_torch(heads.to(dev), row_block)
+        parts.append(_pick(mean, gram, n, texts, r_max, rtol, iters, engine, start))
+    return _collect(parts, iters)
+
+
+@dataclass
+class HeadMoments:
+    """What TEXTSPAN needs of K heads' contributions over the same N images.
+
+    Attributes:
+        n: number of images.
+        mean: ``[K, D]`` float64, each head's mean contribution.
+        gram: ``[K, D, D]`` float64, each head's centred Gram ``sum_i (x_i - m)(x_i - m)^T``.
+    """
+
+    n: int
+    mean: torch.Tensor
+    gram: torch.Tensor
+
+
+class MomentAccumulator:
+    """Streams rows of K heads into ``HeadMoments`` in ``O(K D^2)`` memory, whatever N.
+
+    Rows arrive in blocks per head, in any order and of any size. A block's mean and centred
+    Gram (float64) are merged into the head's running ones with the pairwise update of Chan,
+    Golub & LeVeque: for counts ``a``, ``b``, means ``m_a``, ``m_b``, ``delta = m_b - m_a``,
+    ``m = m_a + delta b / (a + b)`` and ``G = G_a + G_b + delta delta^T a b / (a + b)``, which
+    keeps the centred Gram free of the cancellation of raw sums (as the in-memory path, which
+    centres first). ``engine``: ``numpy`` (CPU; a block's Gram is a BLAS ``syrk``), ``torch``
+    (any device) or ``auto`` (numpy on CPU).
+    """
+
+    def __init__(self, n_heads: int, dim: int, device: str | torch.device = "cpu", engine="auto"):
+        self.device, self.engine = _engine(device, torch.device(device), engine, DEFAULT_RTOL)
+        self.counts = np.zeros(n_heads, dtype=np.int64)
+        if self.engine == "numpy":
+            self._mean, self._gram = np.zeros((n_heads, dim)), np.zeros((n_heads, dim, dim))
+        else:
+            kw = {"dtype": torch.float64, "device": self.device}
+            self._mean = torch.zeros(n_heads, dim, **kw)
+            self._gram = torch.zeros(n_heads, dim, dim, **kw)
+
+    def add(self, head: int, rows: np.ndarray | torch.Tensor) -> None:
+        """Add a block of rows ``[b, D]`` of head index ``head``."""
+        b = len(rows)
+        if b == 0:
+            return
+        if self.engine == "numpy":
+            x = np.array(rows, dtype=np.float64)  # a copy: centred in place
+            block_mean = x.mean(axis=0)
+            x -= block_mean
+            block_gram = x.T @ x
+            outer = np.outer
+        else:
+            x = torch.as_tensor(rows).to(device=self.device, dtype=torch.float64)
+            block_mean = x.mean(dim=0)
+            x = x - block_mean
+            block_gram = x.T @ x
+            outer = torch.outer
+        a = int(self.counts[head])
+        total = a + b
+        delta = block_mean - self._mean[head]
+        self._mean[head] += delta * (b / total)
+        self._gram[head] += block_gram
+        self._gram[head] += outer(delta, delta) * (a * b / total)
+        self.counts[head] = total
+
+    def moments(self) -> HeadMoments:
+        """The accumulated moments; every head must have received the same number of rows."""
+        if len(self.counts) == 0 or self.counts.min() != self.counts.max():
+            raise ValueError(
+                f"textspan: heads hold different numbers of rows: {self.counts.tolist()}"
             )
-            idx, var = _iterate_numpy(coords, cov, iters)
-            parts.append(tuple(torch.from_numpy(a) for a in (idx, var, total, kept)))
-    else:
-        texts_dev = texts.detach().to(device=dev, dtype=torch.float64)
-        for start in range(0, k, chunk):
-            heads = data[start : start + chunk].detach().to(dev)
-            coords, cov, total, kept = _span_torch(heads, texts_dev, r_max, rtol, row_block)
-            idx, var = _iterate_torch(coords, cov, iters)
-            parts.append(tuple(a.cpu() for a in (idx, var, total, kept)))
+        return HeadMoments(
+            int(self.counts[0]), torch.as_tensor(self._mean), torch.as_tensor(self._gram)
+        )
+
+
+def textspan_from_moments(
+    moments: HeadMoments,
+    text_embeddings: torch.Tensor | np.ndarray,
+    iters: int = 5,
+    rank: int = 80,
+    device: str | torch.device | None = None,
+    rtol: float = DEFAULT_RTOL,
+    memory_budget_mb: int = 1024,
+    engine: str = "auto",
+) -> TextSpanResult:
+    """TEXTSPAN from the heads' moments (streamed with ``MomentAccumulator``): the picks of
+    ``textspan`` on the same data, without the data. Arguments as ``textspan``."""
+    texts = _as_tensor(text_embeddings, "text_embeddings")
+    mean, gram, n = moments.mean, moments.gram, moments.n
+    if mean.ndim != 2 or gram.shape != (*mean.shape, mean.shape[1]):
+        raise ValueError(
+            f"textspan: moments must hold mean [K, D] and gram [K, D, D], got "
+            f"{tuple(mean.shape)} and {tuple(gram.shape)}"
+        )
+    k, d = mean.shape
+    _validate(torch.empty(k, n, d, device="meta"), texts, iters, rank)
+    dev, engine = _engine(device, gram.device, engine, rtol)
+    r_max = min(rank, n, d)
+    t = texts.shape[0]
+    per_head_bytes = 8 * (2 * d * d + d * r_max + 3 * t * r_max)
+    chunk = max(1, min(k, (memory_budget_mb << 20) // per_head_bytes))
+    log.debug(
+        "textspan: K=%d N=%d D=%d T=%d rank=%d from moments, %d heads/chunk, %s",
+        k,
+        n,
+        d,
+        t,
+        r_max,
+        chunk,
+        engine,
+    )
+    texts = _prepare_texts(texts, engine, dev)
+    parts = []
+    for start in range(0, k, chunk):
+        m, g = mean[start : start + chunk], gram[start : start + chunk]
+        if engine == "numpy":
+            m, g = m.cpu().to(torch.float64).numpy(), g.cpu().to(torch.float64).numpy()
+        else:
+            m, g = m.to(dev, torch.float64), g.to(dev, torch.float64)
+        parts.append(_pick(m, g, n, texts, r_max, rtol, iters, engine, start))
+    return _collect(parts, iters)
+
+
+def _engine(device, default: torch.device, engine: str, rtol: float) -> tuple[torch.device, str]:
+    """Resolve the device and engine (see ``textspan``); check ``rtol``."""
+    if not MIN_RTOL <= rtol < 1:
+        raise ValueError(
+            f"textspan: rtol must be in [{MIN_RTOL:g}, 1), got {rtol:g} (singular values are "
+            "resolved from a float64 Gram matrix, to about 1e-8 of the largest)"
+        )
+    dev = torch.device(device) if device is not None else default
+    if engine == "auto":
+        engine = "numpy" if dev.type == "cpu" else "torch"
+    if engine not in ("numpy", "torch") or (engine == "numpy" and dev.type != "cpu"):
+        raise ValueError(
+            f"textspan: engine must be 'auto', 'torch' or 'numpy' (CPU), got {engine!r}"
+        )
+    return dev, engine
+
+
+def _prepare_texts(texts: torch.Tensor, engine: str, dev: torch.device):
+    if engine == "numpy":
+        return texts.detach().cpu().to(torch.float64).numpy()
+    return texts.detach().to(device=dev, dtype=torch.float64)
+
+
+def _pick(mean, gram, n, texts, r, rtol, iters, engine, first) -> tuple[torch.Tensor, ...]:
+    """Span set-up and greedy picks of a chunk of heads from their moments; CPU tensors
+    (indices, variance, total variance, kept rank)."""
+    if engine == "numpy":
+        coords, cov, total, kept = _span_numpy(mean, gram, n, texts, r, rtol, first)
+        idx, var = _iterate_numpy(coords, cov, iters)
+        return tuple(torch.from_numpy(a) for a in (idx, var, total, kept))
+    coords, cov, total, kept = _span_torch(mean, gram, n, texts, r, rtol)
+    idx, var = _iterate_torch(coords, cov, iters)
+    return tuple(a.cpu() for a in (idx, var, total, kept))
+
+
+def _collect(parts: list[tuple[torch.Tensor, ...]], iters: int) -> TextSpanResult:
     indices, variance, total_variance, rank_kept = (
         torch.cat(cols) for cols in zip(*parts, strict=True)
     )

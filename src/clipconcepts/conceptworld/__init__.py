@@ -7,27 +7,32 @@ and a word -> family lexicon for the offline LLM backend (`conceptworld_lexicon`
 See docs/conceptworld.md.
 """
 
-from clipconcepts.conceptworld.datasets import write_datasets
-from clipconcepts.conceptworld.generator import WorldSample, generate
-from clipconcepts.conceptworld.lexicon import conceptworld_lexicon, families_in_text
-from clipconcepts.conceptworld.model import MODEL_CONFIG, MODEL_NAME, write_model_config
-from clipconcepts.conceptworld.textbank import conceptworld_textbank, write_textbank
-from clipconcepts.conceptworld.train import train_concept_clip
-from clipconcepts.conceptworld.world import FAMILIES, TEMPLATES, VALUES
+from importlib import import_module
 
-__all__ = [
-    "FAMILIES",
-    "MODEL_CONFIG",
-    "MODEL_NAME",
-    "TEMPLATES",
-    "VALUES",
-    "WorldSample",
-    "conceptworld_lexicon",
-    "conceptworld_textbank",
-    "families_in_text",
-    "generate",
-    "train_concept_clip",
-    "write_datasets",
-    "write_model_config",
-    "write_textbank",
-]
+# Public names -> the submodule defining them; imported on first use, so that the workflow's light
+# steps (and `clipconcepts.cli`) do not pay for torch and open_clip.
+_EXPORTS = {
+    "FAMILIES": "world",
+    "TEMPLATES": "world",
+    "VALUES": "world",
+    "MODEL_CONFIG": "model",
+    "MODEL_NAME": "model",
+    "write_model_config": "model",
+    "WorldSample": "generator",
+    "generate": "generator",
+    "conceptworld_lexicon": "lexicon",
+    "families_in_text": "lexicon",
+    "conceptworld_textbank": "textbank",
+    "write_textbank": "textbank",
+    "train_concept_clip": "train",
+    "write_datasets": "datasets",
+}
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+
+
+__all__ = sorted(_EXPORTS)

@@ -8,6 +8,8 @@ name) and `classes.json` (`classnames`, `templates`, `family`). Sets written by 
   (its `classes.json` describes the colour family).
 - `{family}/` for each family: a class-balanced zero-shot set; `label` = that family's value
   index, classnames = the value names, templates = the family's prompt templates.
+- `{family}-outlined/` for each family: the same classes with outlined instead of filled objects,
+  a shift the model never sees in training (the demo's stand-in for ImageNet-A/R).
 
 All images come from the stream `[seed, DATASET_STREAM, set index]`, disjoint from the training
 stream, so they are held out from training whatever `seed` is.
@@ -33,6 +35,12 @@ logger = logging.getLogger(__name__)
 
 PROBE_NAME = "probe"
 PROBE_LABEL_FAMILY = "color"
+OOD_STYLE = "outlined"
+
+
+def ood_dataset_name(family: str) -> str:
+    """Folder of a family's out-of-domain zero-shot set."""
+    return f"{family}-{OOD_STYLE}"
 
 
 def write_datasets(
@@ -40,7 +48,7 @@ def write_datasets(
 ) -> dict[str, Path]:
     """Write the probe set and one zero-shot set per family under `out_dir`.
 
-    Returns {dataset name: folder}; names are "probe" and the family names.
+    Returns {dataset name: folder}; names are "probe", the family names and their OOD names.
     """
     if n_probe < 1 or n_per_family < 1:
         raise ValueError(f"write_datasets: sizes must be >= 1 ({n_probe=}, {n_per_family=})")
@@ -54,6 +62,14 @@ def write_datasets(
         sample = held_out_family_set(family, n_per_family, [seed, DATASET_STREAM, index])
         written[family] = write_dataset(
             out_dir / family, sample.images, sample.attributes, family, progress
+        )
+    for index, family in enumerate(FAMILIES, start=1 + len(FAMILIES)):
+        name = ood_dataset_name(family)
+        sample = held_out_family_set(
+            family, n_per_family, [seed, DATASET_STREAM, index], style=OOD_STYLE
+        )
+        written[name] = write_dataset(
+            out_dir / name, sample.images, sample.attributes, family, progress
         )
     return written
 

@@ -1,7 +1,8 @@
 """Seeded, vectorised renderer of concept-world images and their captions.
 
-An image is 32x32 RGB: one object (a shape of one colour and size, in one quadrant) on a plain
-background. The five families are sampled independently and uniformly. Per-image colour jitter
+An image is 48x48 RGB: one object (a shape of one colour, in one cell of a 3x3 grid) on a
+background of one colour and one texture (plain, stripes in three directions, checker, dots). The
+five families are sampled independently and uniformly. Per-image colour jitter
 and per-pixel noise keep images from being exact copies, but stay far below the distance
 between palette colours (see `world.OBJECT_RGB`), so every attribute is recoverable from pixels.
 
@@ -22,32 +23,39 @@ from clipconcepts.conceptworld.world import (
     FAMILIES,
     OBJECT_RGB,
     SYNONYMS,
+    TEXTURE_CONTRAST,
     VALUES,
     n_values,
 )
 
-IMAGE_SIZE = 32
-# Half extent (pixels) of the object per size value, and how far its centre may move from its
-# quadrant's centre: a large object stays inside its quadrant, a small one roams within it.
-HALF_SIZE = np.array([4.5, 7.5], dtype=np.float32)
-CENTRE_JITTER = np.array([2.5, 0.5], dtype=np.float32)
-# Quadrant centres (x, y) in pixel coordinates, y pointing down, indexed like VALUES["position"].
-QUADRANT_CENTRES = np.array([[8, 8], [24, 8], [8, 24], [24, 24]], dtype=np.float32)
+IMAGE_SIZE = 48
+# Objects sit in one cell of a 3x3 grid (16 px cells). Half extent of an object (pixels) and how
+# far its size and centre may vary: the largest object stays inside its cell.
+CELL = IMAGE_SIZE // 3
+CELL_CENTRES = np.array(
+    [[CELL * (c + 0.5), CELL * (r + 0.5)] for r in range(3) for c in range(3)], dtype=np.float32
+)  # (x, y), y pointing down, indexed like VALUES["position"]
+HALF_SIZE = 5.75
+SIZE_JITTER = 0.75
+CENTRE_JITTER = 1.25
+OUTLINE_WIDTH = 2  # pixels of an outlined (out-of-domain) object's edge
+TEXTURE_PERIOD = 6  # pixels per stripe/dot period (not a divisor of the 8 px patch)
 COLOR_JITTER = 12.0  # uniform +- per channel, per image, for object and background separately
 PIXEL_NOISE_STD = 6.0
 # Each family is mentioned in a caption independently with this probability. Colour and
-# background are the easiest features to learn; mentioning them less often leaves captions that
-# only shape, position or size can match, which keeps contrastive training from latching onto
-# the easy families first (measured: shape accuracy 0.48 after 500 steps with 0.7 for every
-# family, 0.93 after 400 steps with these rates).
+# background colour are the easiest features to learn; mentioning them less often leaves captions
+# that only the harder families can match, which keeps contrastive training from latching onto
+# the easy families first (first world, measured: shape accuracy 0.48 after 500 steps with 0.7
+# for every family, 0.93 after 400 steps with lower rates for the easy families).
 MENTION_PROB: dict[str, float] = {
     "color": 0.5,
     "shape": 0.9,
     "position": 0.9,
-    "size": 0.6,
     "background": 0.4,
+    "texture": 0.7,
 }
-_CHUNK = 4096  # images rendered at once (bounds memory: ~50 MB of float32 per chunk)
+STYLES = ("filled", "outlined")  # outlined objects are never seen in training (the OOD shift)
+_CHUNK = 2048  # images rendered at once (bounds memory: ~60 MB of float32 per chunk)
 
 # Stream tags: the second entry of every seed sequence the package uses. Training batches use
 # [seed, TRAIN_STREAM, step], the training run's held-out evaluation [seed, EVAL_STREAM, family],
@@ -60,7 +68,7 @@ Seed = int | Sequence[int]
 class WorldSample(NamedTuple):
     """Generated images and their ground truth (unpacks as `images, attributes, captions`).
 
-    images: uint8 numpy array [n, 32, 32, 3] (height, width, RGB), ready for `PIL.Image.fromarray`.
+    images: uint8 numpy array [n, 48, 48, 3] (height, width, RGB), ready for `PIL.Image.fromarray`.
     attributes: family -> int64 array [n] of value indices (see `world.VALUES`).
     captions: one caption per image mentioning a random non-empty subset of its attributes.
     """
@@ -70,22 +78,27 @@ class WorldSample(NamedTuple):
     captions: list[str]
 
 
-def generate(n: int, seed: Seed, attributes: dict[str, np.ndarray] | None = None) -> WorldSample:
+def generate(
+    n: int, seed: Seed, attributes: dict[str, np.ndarray] | None = None, style: str = "filled"
+) -> WorldSample:
     """Render `n` random concept-world images with their attributes and captions.
 
     Deterministic for a given `seed`. `attributes` optionally fixes some families (family -> int
     array of length n); the others are sampled. The random stream is consumed identically either
-    way, so fixing one family leaves the others' draws unchanged.
+    way, so fixing one family leaves the others' draws unchanged. `style`: "filled" objects (the
+    training distribution) or "outlined" ones (the same classes under a shift never trained on).
     """
-    return generate_with_mentions(n, seed, attributes)[0]
+    return generate_with_mentions(n, seed, attributes, style)[0]
 
 
 def generate_with_mentions(
-    n: int, seed: Seed, attributes: dict[str, np.ndarray] | None = None
+    n: int, seed: Seed, attributes: dict[str, np.ndarray] | None = None, style: str = "filled"
 ) -> tuple[WorldSample, np.ndarray]:
     """`generate`, plus which families each caption mentions: bool [n, len(FAMILIES)]."""
     if n < 0:
         raise ValueError(f"generate: n must be >= 0, got {n}")
+    if style not in STYLES:
+        raise ValueError(f"generate: style must be one of {', '.join(STYLES)}, got {style!r}")
     rng = np.random.default_rng(seed)
     attrs = sample_attributes(n, rng)
     for family, values in (attributes or {}).items():
@@ -98,7 +111,7 @@ def generate_with_mentions(
     images = np.empty((n, IMAGE_SIZE, IMAGE_SIZE, 3), dtype=np.uint8)
     for start in range(0, n, _CHUNK):
         chunk = {f: v[start : start + _CHUNK] for f, v in attrs.items()}
-        images[start : start + _CHUNK] = render(chunk, rng)
+        images[start : start + _CHUNK] = render(chunk, rng, style)
     captions, mentions = make_captions(attrs, rng)
     return WorldSample(images, attrs, captions), mentions
 
@@ -108,13 +121,13 @@ def sample_attributes(n: int, rng: np.random.Generator) -> dict[str, np.ndarray]
     return {f: rng.integers(0, n_values(f), size=n, dtype=np.int64) for f in FAMILIES}
 
 
-def render(attrs: dict[str, np.ndarray], rng: np.random.Generator) -> np.ndarray:
-    """Rasterise one object per image; returns uint8 [n, 32, 32, 3]."""
+def render(attrs: dict[str, np.ndarray], rng: np.random.Generator, style: str = "filled"):
+    """Rasterise one object per image on a (textured) background; returns uint8 [n, 48, 48, 3]."""
     n = len(attrs["color"])
-    size = attrs["size"]
-    half = HALF_SIZE[size]
-    jitter = CENTRE_JITTER[size][:, None] * rng.uniform(-1, 1, size=(n, 2)).astype(np.float32)
-    centre = QUADRANT_CENTRES[attrs["position"]] + jitter
+    half = HALF_SIZE + SIZE_JITTER * rng.uniform(-1, 1, size=n).astype(np.float32)
+    jitter = CENTRE_JITTER * rng.uniform(-1, 1, size=(n, 2)).astype(np.float32)
+    centre = CELL_CENTRES[attrs["position"]] + jitter
+    phase = rng.integers(0, TEXTURE_PERIOD, size=(n, 2))
     coords = np.arange(IMAGE_SIZE, dtype=np.float32) + 0.5  # pixel centres
     dx = coords[None, None, :] - centre[:, 0, None, None]  # [n, 1, W]
     dy = coords[None, :, None] - centre[:, 1, None, None]  # [n, H, 1]
@@ -123,13 +136,49 @@ def render(attrs: dict[str, np.ndarray], rng: np.random.Generator) -> np.ndarray
         sel = attrs["shape"] == shape_index
         if sel.any():
             mask[sel] = draw(dx[sel], dy[sel], half[sel, None, None])
+    if style == "outlined":
+        mask &= ~_erode(mask, OUTLINE_WIDTH)
+    pattern = texture_mask(attrs["texture"], phase)
     obj = np.asarray(OBJECT_RGB, dtype=np.float32)[attrs["color"]]
     bg = np.asarray(BACKGROUND_RGB, dtype=np.float32)[attrs["background"]]
     obj += rng.uniform(-COLOR_JITTER, COLOR_JITTER, size=obj.shape).astype(np.float32)
     bg += rng.uniform(-COLOR_JITTER, COLOR_JITTER, size=bg.shape).astype(np.float32)
-    image = np.where(mask[..., None], obj[:, None, None, :], bg[:, None, None, :])
+    bg_image = bg[:, None, None, :] + TEXTURE_CONTRAST * pattern[..., None]
+    image = np.where(mask[..., None], obj[:, None, None, :], bg_image)
     image += PIXEL_NOISE_STD * rng.standard_normal(image.shape, dtype=np.float32)
     return np.clip(np.rint(image), 0, 255).astype(np.uint8)
+
+
+def texture_mask(texture: np.ndarray, phase: np.ndarray) -> np.ndarray:
+    """Pattern pixels of each image's background, bool [n, H, W] (`phase`: [n, 2] offsets)."""
+    p = TEXTURE_PERIOD
+    grid = np.arange(IMAGE_SIZE)
+    x = grid[None, None, :] + phase[:, 0, None, None]  # [n, 1, W]
+    y = grid[None, :, None] + phase[:, 1, None, None]  # [n, H, 1]
+    patterns = (
+        np.zeros_like(x + y, dtype=bool),  # plain
+        np.broadcast_to(y % p < p // 2, (len(x), IMAGE_SIZE, IMAGE_SIZE)),  # horizontal stripes
+        np.broadcast_to(x % p < p // 2, (len(x), IMAGE_SIZE, IMAGE_SIZE)),  # vertical stripes
+        (x + y) % p < p // 2,  # diagonal stripes
+        (x // (p // 2) + y // (p // 2)) % 2 == 0,  # checker of p/2 squares
+        ((x % p) - (p - 1) / 2) ** 2 + ((y % p) - (p - 1) / 2) ** 2 <= 2.5,  # dots
+    )
+    assert len(patterns) == len(VALUES["texture"])
+    return np.choose(texture[:, None, None], patterns)
+
+
+def _erode(mask: np.ndarray, steps: int) -> np.ndarray:
+    """Binary erosion with a 3x3 cross, `steps` times, over [n, H, W] (outside = empty)."""
+    for _ in range(steps):
+        inner = mask.copy()
+        inner[:, 1:] &= mask[:, :-1]
+        inner[:, :-1] &= mask[:, 1:]
+        inner[:, :, 1:] &= mask[:, :, :-1]
+        inner[:, :, :-1] &= mask[:, :, 1:]
+        inner[:, [0, -1]] = False
+        inner[:, :, [0, -1]] = False
+        mask = inner
+    return mask
 
 
 # Shape rasterisers: pixel offsets from the centre (dx, dy; y down) and half extent r -> mask.
@@ -153,20 +202,24 @@ def _cross(dx: np.ndarray, dy: np.ndarray, r: np.ndarray) -> np.ndarray:
     return ((adx <= arm) & (ady <= r)) | ((ady <= arm) & (adx <= r))
 
 
-_SHAPES = (_circle, _square, _triangle, _cross)  # indexed like VALUES["shape"]
+def _ring(dx: np.ndarray, dy: np.ndarray, r: np.ndarray) -> np.ndarray:
+    d2 = dx * dx + dy * dy
+    return (d2 <= r * r) & (d2 >= (0.5 * r) ** 2)
+
+
+def _diamond(dx: np.ndarray, dy: np.ndarray, r: np.ndarray) -> np.ndarray:
+    return np.abs(dx) + np.abs(dy) <= 1.1 * r
+
+
+_SHAPES = (_circle, _square, _triangle, _cross, _ring, _diamond)  # indexed like VALUES["shape"]
 assert len(_SHAPES) == len(VALUES["shape"])
 
-# Caption grammar. A caption is a subject ("a large red circle") plus optional position and
-# background phrases, in one of several orders; the subject's noun is a shape word when the
-# shape is mentioned and a neutral noun otherwise.
+# Caption grammar. A caption is a subject ("a red circle") plus optional position and background
+# phrases ("on a dotted teal background"), in one of several orders; the subject's noun is a
+# shape word when the shape is mentioned and a neutral noun otherwise.
 _NEUTRAL_NOUNS = ("object", "shape", "thing")
-_POSITION_PHRASES = ("at the {}", "in the {}", "in the {} corner")
-_BACKGROUND_PHRASES = (
-    "on a {} background",
-    "against a {} background",
-    "with a {} background",
-    "on {}",
-)
+_POSITION_PHRASES = ("at the {}", "in the {}")
+_BACKGROUND_PREPOSITIONS = ("on", "against", "with")
 _PREFIXES = ("a photo of ", "an image of ")
 
 
@@ -190,26 +243,25 @@ def make_captions(
             options = SYNONYMS[family][attrs[family][i]]
             return options[k % len(options)]
 
-        subject = _subject(m, word, c)
-        phrases = [subject]
+        phrases = [_subject(m, word, c)]
         if m["position"]:
             pos = _POSITION_PHRASES[c[3] % len(_POSITION_PHRASES)].format(word("position", c[4]))
             phrases.append(pos)
-        if m["background"]:
-            bg = _BACKGROUND_PHRASES[c[5] % len(_BACKGROUND_PHRASES)]
-            phrases.append(bg.format(word("background", c[5] >> 4)))
+        if m["background"] or m["texture"]:
+            kinds = [word("texture", c[5] >> 2)] if m["texture"] else []
+            kinds += [word("background", 0)] if m["background"] else []
+            preposition = _BACKGROUND_PREPOSITIONS[c[5] % len(_BACKGROUND_PREPOSITIONS)]
+            phrases.append(_with_article(" ".join(kinds), f"{preposition} ") + " background")
         captions.append(_arrange(phrases, int(c[6]), int(c[7])))
     return captions, mention
 
 
 def _subject(m: dict[str, bool], word, c: np.ndarray) -> str:
-    if m["color"] and not m["size"] and not m["shape"] and c[0] % 5 == 0:
+    if m["color"] and not m["shape"] and c[0] % 5 == 0:
         return f"something {word('color', 0)}"
-    if not (m["color"] or m["size"] or m["shape"]) and c[0] % 3 == 0:
+    if not (m["color"] or m["shape"]) and c[0] % 3 == 0:
         return "a scene"
     words = []
-    if m["size"]:
-        words.append(word("size", c[1]))
     if m["color"]:
         words.append(word("color", 0))
     words.append(word("shape", c[2]) if m["shape"] else _NEUTRAL_NOUNS[c[2] % 3])
@@ -231,9 +283,9 @@ def _arrange(phrases: list[str], order: int, prefix: int) -> str:
     return text
 
 
-def _with_article(noun_phrase: str) -> str:
+def _with_article(noun_phrase: str, before: str = "") -> str:
     article = "an" if noun_phrase[0] in "aeiou" else "a"
-    return f"{article} {noun_phrase}"
+    return f"{before}{article} {noun_phrase}"
 
 
 def images_per_second(n: int = 20_000, seed: Seed = 0) -> float:

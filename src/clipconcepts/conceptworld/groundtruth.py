@@ -1,10 +1,12 @@
 """Ground-truth checks on a head-aware CLIP trained on the concept world.
 
 Which heads carry a family? A head's direct contributions `c_b` (one per image, in the joint
-embedding space) carry family f when they vary along f's class-text directions: with the
-class embeddings `t_k` of f centred over classes (only their differences decide a zero-shot
-prediction), the score is sum_k Var_b(c_b . t_k). Pruning the top-scoring heads should hurt f's
-zero-shot accuracy more than pruning as many random heads.
+embedding space) carry family f when they vary inside the span of f's class-text directions
+(the class embeddings of f centred over classes: only their differences decide a zero-shot
+prediction): the score is the variance of `c_b` projected on an orthonormal basis of that span,
+and its share of the head's total variance says how much of what the head writes is about f.
+Pruning the top-scoring heads should hurt f's zero-shot accuracy more than pruning as many random
+heads.
 
 Works with any object with the `clipconcepts.models.HeadAwareCLIP` interface: `n_layers`,
 `n_heads`, `encode_text(texts)` (L2-normalised), `encode_image(images, prune=[(layer, head)])`
@@ -17,10 +19,11 @@ import random
 from dataclasses import dataclass
 
 import numpy as np
+import polars as pl
 import torch
 import torch.nn.functional as F
 
-from clipconcepts.conceptworld.world import TEMPLATES, values_of
+from clipconcepts.conceptworld.world import FAMILIES, TEMPLATES, values_of
 
 Head = tuple[int, int]
 
@@ -36,14 +39,63 @@ def family_classifier(clip, family: str) -> torch.Tensor:
 
 
 @torch.no_grad()
-def family_head_scores(clip, images: torch.Tensor, family: str) -> torch.Tensor:
-    """[n_layers, n_heads]: variance of each head's direct contributions along the family's
-    centred class-text directions, summed over classes."""
-    classifier = family_classifier(clip, family)
+def family_basis(clip, family: str) -> torch.Tensor:
+    """Orthonormal basis [r, D] of the span of the family's centred class-text directions (only
+    differences between class embeddings decide a zero-shot prediction); r = values - 1."""
+    classifier = family_classifier(clip, family).double()
     directions = classifier - classifier.mean(dim=0, keepdim=True)
+    _, s, vh = torch.linalg.svd(directions, full_matrices=False)
+    return vh[s > 1e-6 * s[0]].float()
+
+
+@torch.no_grad()
+def family_head_scores(clip, images: torch.Tensor, family: str) -> torch.Tensor:
+    """[n_layers, n_heads]: variance of each head's direct contributions inside the family's
+    class-text subspace (`family_basis`), summed over the subspace's directions."""
     contributions = clip.head_contributions(images, list(range(clip.n_layers))).float()
-    projections = contributions @ directions.T  # [B, L, H, K]
-    return projections.var(dim=0).sum(dim=-1)
+    return _subspace_variance(contributions, family_basis(clip, family))
+
+
+def _subspace_variance(contributions: torch.Tensor, basis: torch.Tensor) -> torch.Tensor:
+    """Variance over images [B, ...] of contributions [B, ..., D] projected on `basis` [r, D]."""
+    return (contributions @ basis.T).double().var(dim=0).sum(dim=-1)
+
+
+@torch.no_grad()
+def head_truth(clip, images: torch.Tensor, batch_size: int = 500) -> pl.DataFrame:
+    """Per head and family: the variance the head writes inside the family's subspace (`score`)
+    and its share of the head's total contribution variance (`share`, in [0, 1]); `is_top` marks
+    each head's family of largest share. Columns: layer, head, family, score, share, is_top."""
+    layers = list(range(clip.n_layers))
+    bases = {family: family_basis(clip, family) for family in FAMILIES}
+    parts = [
+        clip.head_contributions(images[i : i + batch_size], layers).float().cpu()
+        for i in range(0, len(images), batch_size)
+    ]
+    contributions = torch.cat(parts)  # [B, L, H, D]
+    total = contributions.double().var(dim=0).sum(dim=-1)  # [L, H]
+    rows = []
+    for family, basis in bases.items():
+        score = _subspace_variance(contributions, basis.cpu())
+        share = torch.where(total > 0, score / total.clamp_min(1e-300), 0.0)
+        for layer in layers:
+            for head in range(clip.n_heads):
+                rows.append(
+                    (layer, head, family, score[layer, head].item(), share[layer, head].item())
+                )
+    frame = pl.DataFrame(
+        rows,
+        schema={
+            "layer": pl.Int16,
+            "head": pl.Int16,
+            "family": pl.String,
+            "score": pl.Float64,
+            "share": pl.Float64,
+        },
+        orient="row",
+    )
+    top = pl.col("share") == pl.col("share").max().over("layer", "head")
+    return frame.with_columns(is_top=top).sort("layer", "head", "family")
 
 
 def top_heads(scores: torch.Tensor, k: int) -> list[Head]:

@@ -12,13 +12,29 @@ from functools import cache
 
 from clipconcepts.conceptworld.world import FAMILIES, SYNONYMS
 
-# Words that name a family without naming a value ("the color red", "a teal backdrop", ...).
+# Words that name a family without naming a value
+# ("the color red", "a plus shape", "a striped backdrop", ...). "background" and "backdrop" name no
+# family: background colours and textures are both said of a background.
 _FAMILY_WORDS: dict[str, tuple[str, ...]] = {
     "color": ("color", "colour", "colored", "coloured"),
-    "shape": ("round", "disk", "box", "triangular", "plus"),
-    "position": ("top", "bottom", "upper", "lower", "left", "right", "corner"),
-    "size": (),
-    "background": ("background", "backdrop"),
+    "shape": ("round", "box", "triangular", "plus", "hollow"),
+    "position": ("top", "bottom", "upper", "lower", "left", "right", "corner", "centre"),
+    "background": (),
+    "texture": (
+        "texture",
+        "textured",
+        "pattern",
+        "patterned",
+        "stripe",
+        "stripes",
+        "striped",
+        "dots",
+        "checker",
+        "checkerboard",
+        "horizontal",
+        "vertical",
+        "diagonal",
+    ),
 }
 
 _WORD = re.compile(r"[a-z]+")

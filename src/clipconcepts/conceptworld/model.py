@@ -2,13 +2,14 @@
 
 The model is a stock open_clip `CLIP` built from a registered JSON config, so anything that loads
 open_clip models (including `clipconcepts.models.load_clip(arch=<config path>, pretrained=<ckpt>)`)
-loads it. Its inputs are exactly what open_clip's standard preprocess yields from a 32x32 PNG:
-RGB / 255, normalised with the OpenAI mean and std (Resize and CenterCrop are no-ops at 32x32).
+loads it. Its inputs are exactly what open_clip's standard preprocess yields from a 48x48 PNG:
+RGB / 255, normalised with the OpenAI mean and std (Resize and CenterCrop are no-ops at 48x48).
 """
 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -22,18 +23,19 @@ from clipconcepts.conceptworld.generator import IMAGE_SIZE, Seed, WorldSample, g
 from clipconcepts.conceptworld.world import TEMPLATES, n_values, values_of
 
 MODEL_NAME = "conceptworld-vit"
-# 4-layer ViT with 6 heads of width 16 per layer (24 heads for head-level experiments), 8x8
-# patches on 32x32 images (16 patches + CLS), fixed 2-D sin-cos position embeddings (with
-# learnable ones, position stayed at chance for 600+ steps: the model had to discover the patch
-# layout first); a 3-layer text tower with a short context (the longest text is ~20 tokens).
+# 6-layer ViT with 8 heads of width 8 per layer (48 heads for head-level experiments), 8x8 patches
+# on 48x48 images (36 patches + CLS: concept regions span several patches), fixed 2-D sin-cos
+# position embeddings (with learnable ones, position stayed at chance for 600+ steps in the first
+# world: the model had to discover the patch layout first); a 3-layer text tower with a short
+# context (the longest text is ~20 tokens).
 MODEL_CONFIG: dict = {
     "embed_dim": 64,
     "vision_cfg": {
         "image_size": IMAGE_SIZE,
         "patch_size": 8,
-        "width": 96,
-        "head_width": 16,
-        "layers": 4,
+        "width": 64,
+        "head_width": 8,
+        "layers": 6,
         "mlp_ratio": 4.0,
         "pos_embed_type": "sin_cos_2d",
     },
@@ -66,8 +68,33 @@ def build_model(
         raise FileNotFoundError(f"concept-world model config not found: {config_path}")
     open_clip.add_model_config(config_path)
     model = open_clip.create_model(config_path.stem, pretrained=None)
+    with torch.no_grad():
+        model.visual.positional_embedding.copy_(grid_position_embedding(model.visual))
     tokenizer = open_clip.get_tokenizer(config_path.stem)
     return model, tokenizer
+
+
+def grid_position_embedding(visual) -> torch.Tensor:
+    """Fixed 2-D sin-cos position embeddings [1 + g*g, width] whose periods (2 to 4g patches)
+    suit a g x g patch grid; the CLS row is zero.
+
+    open_clip's `sin_cos_2d` uses MAE's frequencies (periods up to 10,000 patches): on a 6 x 6
+    grid only ~5 of every 16 frequencies vary across the grid, and position stayed at chance
+    after 800 steps. These are ordinary weights of the model (saved in its state dict), so any
+    loader of the checkpoint gets them.
+    """
+    g = visual.grid_size[0]
+    width = visual.positional_embedding.shape[1]
+    n_freq = width // 4  # sin and cos, for x and for y
+    periods = torch.logspace(math.log10(2.0), math.log10(4.0 * g), n_freq, dtype=torch.float64)
+    coords = torch.arange(g, dtype=torch.float64)
+    angles = 2 * math.pi * coords[:, None] / periods[None, :]  # [g, n_freq]
+    axis = torch.cat([angles.sin(), angles.cos()], dim=1)  # [g, 2 n_freq]
+    ys, xs = torch.meshgrid(coords.long(), coords.long(), indexing="ij")
+    patches = torch.cat([axis[xs.flatten()], axis[ys.flatten()]], dim=1)  # row-major like conv1
+    embedding = torch.zeros(1 + g * g, width, dtype=torch.float64)
+    embedding[1:, : patches.shape[1]] = patches
+    return embedding.float()
 
 
 _MEAN = torch.tensor(OPENAI_DATASET_MEAN, dtype=torch.float32).view(1, 3, 1, 1)
@@ -129,11 +156,11 @@ def balanced_labels(n: int, family: str, rng: np.random.Generator) -> np.ndarray
     return rng.permutation(np.arange(n) % n_values(family))
 
 
-def held_out_family_set(family: str, n: int, seed: Seed) -> WorldSample:
+def held_out_family_set(family: str, n: int, seed: Seed, style: str = "filled") -> WorldSample:
     """A class-balanced set for `family` (its labels: `sample.attributes[family]`); the other
     families are sampled at random. Labels come from stream [*seed, 0], images from [*seed, 1]."""
     labels = balanced_labels(n, family, np.random.default_rng([*_as_list(seed), 0]))
-    return generate(n, [*_as_list(seed), 1], attributes={family: labels})
+    return generate(n, [*_as_list(seed), 1], attributes={family: labels}, style=style)
 
 
 def zero_shot_accuracy(

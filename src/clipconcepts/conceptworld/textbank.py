@@ -13,9 +13,10 @@ import polars as pl
 
 from clipconcepts.conceptworld.world import FAMILIES, SYNONYMS, n_values
 
-TEXTS_PER_FAMILY = 48  # divisible by every family's number of values (8, 4, 4, 2, 4)
+TEXTS_PER_FAMILY = 72  # divisible by every family's number of values (8, 6, 9, 6, 6)
 
-# Phrasings per family; "{}" takes a value word (canonical name or synonym).
+# Phrasings per family; "{}" takes a value word (canonical name or synonym). A family needs
+# phrasings x synonyms >= TEXTS_PER_FAMILY / values distinct texts per value.
 _PHRASINGS: dict[str, tuple[str, ...]] = {
     "color": (
         "a {} object",
@@ -24,6 +25,10 @@ _PHRASINGS: dict[str, tuple[str, ...]] = {
         "the color {}",
         "a {} colored thing",
         "a photo of something {}",
+        "a {} thing",
+        "an image of a {} object",
+        "a picture of something {}",
+        "a {} item",
     ),
     "shape": (
         "a {}",
@@ -38,21 +43,11 @@ _PHRASINGS: dict[str, tuple[str, ...]] = {
     "position": (
         "an object at the {}",
         "something in the {}",
-        "a shape in the {} corner",
+        "a shape at the {}",
         "an object in the {} of the image",
         "a thing placed at the {}",
-        "the {} corner",
         "a photo with an object in the {}",
-    ),
-    "size": (
-        "a {} object",
-        "a {} shape",
-        "something {}",
-        "a {} thing",
-        "a photo of a {} object",
-        "an image of something {}",
-        "a very {} object",
-        "a {} item",
+        "a picture with something at the {}",
     ),
     "background": (
         "a scene on a {} background",
@@ -61,12 +56,22 @@ _PHRASINGS: dict[str, tuple[str, ...]] = {
         "a {} background",
         "a photo with a {} background",
         "a shape in front of a {} background",
-        "a plain {} background",
-        "the background is {}",
         "a {} backdrop",
+        "the background is {}",
         "a picture with a {} backdrop",
         "everything on a {} background",
         "a scene set against a {} backdrop",
+        "an image with a {} background",
+    ),
+    "texture": (
+        "a {} background",
+        "an object on a {} background",
+        "a scene with a {} background",
+        "a shape against a {} background",
+        "a photo with a {} background",
+        "a {} backdrop",
+        "something in front of a {} backdrop",
+        "a picture with a {} background",
     ),
 }
 

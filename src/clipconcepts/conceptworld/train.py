@@ -5,10 +5,17 @@ never sees an image twice; the evaluation images come from `[seed, EVAL_STREAM, 
 Outputs in `out_dir`: `conceptworld-vit.json` (the open_clip config), `checkpoint.pt` (a plain
 state_dict), `metrics.parquet` (per-family zero-shot accuracy plus run facts) and
 `train_log.parquet` (loss, logit scale and learning rate per step).
+
+Training is resumable: every `checkpoint_every` steps the model, optimiser, schedule, step and
+log so far go to `train_state.pt` (written atomically). A run that finds a state written by the
+same settings continues from it (a SLURM job killed at its time limit and retried continues, not
+restarts); a state from other settings is ignored with a warning. The state file is removed once
+the run has finished. Batches depend only on (seed, step), so a resumed run sees the same data.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
@@ -37,6 +44,7 @@ logger = logging.getLogger(__name__)
 CHECKPOINT_NAME = "checkpoint.pt"
 METRICS_NAME = "metrics.parquet"
 TRAIN_LOG_NAME = "train_log.parquet"
+STATE_NAME = "train_state.pt"
 METRICS_SCHEMA = {
     "family": pl.String,
     "accuracy": pl.Float64,
@@ -64,6 +72,7 @@ def train_concept_clip(
     schedule_steps: int | None = None,
     init_logit_scale: float = 50.0,
     multi_positive: bool = True,
+    checkpoint_every: int = 50,
 ) -> pl.DataFrame:
     """Train the concept-world CLIP and return (and write) its per-family zero-shot metrics.
 
@@ -79,13 +88,16 @@ def train_concept_clip(
     it reached 0.93 by step 400: a soft softmax spreads the gradient over easy negatives).
     `multi_positive`: see `clip_loss`. `threads` sets torch's intra-op threads for the run
     (default: the CPUs this process may use); the previous setting is restored afterwards.
+    `checkpoint_every`: steps between resumable states (see the module docstring).
     """
     if steps < 1 or batch_size < 2:
         raise ValueError(
             f"train_concept_clip: need steps >= 1 and batch_size >= 2, got {steps=}, {batch_size=}"
         )
-    if eval_images_per_family < 1:
-        raise ValueError("train_concept_clip: eval_images_per_family must be >= 1")
+    if eval_images_per_family < 1 or checkpoint_every < 1:
+        raise ValueError(
+            "train_concept_clip: eval_images_per_family and checkpoint_every must be >= 1"
+        )
     if not 1.0 <= init_logit_scale <= 100.0:
         raise ValueError(
             f"train_concept_clip: init_logit_scale must be in [1, 100], got {init_logit_scale}"
@@ -108,17 +120,21 @@ def train_concept_clip(
             "training %s: %d steps x batch %d, lr %g, seed %d, %d threads",
             config_path.stem, steps, batch_size, lr, seed, torch.get_num_threads(),
         )  # fmt: skip
-        start = time.perf_counter()
-        train_log = _optimise(
-            model, tokenizer, steps, batch_size, lr, weight_decay, warmup, schedule_steps,
-            seed, multi_positive, progress,
-        )  # fmt: skip
-        train_seconds = time.perf_counter() - start
+        settings = {
+            "steps": steps, "batch_size": batch_size, "lr": lr, "seed": seed,
+            "weight_decay": weight_decay, "warmup": warmup, "schedule_steps": schedule_steps,
+            "init_logit_scale": init_logit_scale, "multi_positive": multi_positive,
+            "model_config": json.loads(config_path.read_text()),
+        }  # fmt: skip
+        train_log, train_seconds = _optimise(
+            model, tokenizer, settings, out_dir / STATE_NAME, checkpoint_every, progress
+        )
         final_loss = float(train_log["loss"].tail(max(1, steps // 10)).mean())
         logger.info("trained in %.1f s, final loss %.4f", train_seconds, final_loss)
         torch.save(model.state_dict(), _tmp(out_dir / CHECKPOINT_NAME))
         _tmp(out_dir / CHECKPOINT_NAME).replace(out_dir / CHECKPOINT_NAME)
         _write_parquet(train_log, out_dir / TRAIN_LOG_NAME)
+        (out_dir / STATE_NAME).unlink(missing_ok=True)
         metrics = _evaluate(model, tokenizer, eval_images_per_family, seed).with_columns(
             steps=pl.lit(steps, pl.Int64),
             batch_size=pl.lit(batch_size, pl.Int64),
@@ -136,33 +152,45 @@ def train_concept_clip(
 def _optimise(
     model: torch.nn.Module,
     tokenizer,
-    steps: int,
-    batch_size: int,
-    lr: float,
-    weight_decay: float,
-    warmup_steps: int,
-    schedule_steps: int,
-    seed: int,
-    multi_positive: bool,
+    settings: dict,
+    state_path: Path,
+    checkpoint_every: int,
     progress: bool,
-) -> pl.DataFrame:
-    """The training loop; returns the per-step log."""
+) -> tuple[pl.DataFrame, float]:
+    """The training loop, resumed from `state_path` when it holds a state of the same
+    `settings`; returns the per-step log and the seconds spent optimising (over all resumes)."""
     model.train()
-    optimizer = _optimizer(model, lr, weight_decay)
+    optimizer = _optimizer(model, settings["lr"], settings["weight_decay"])
     schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, _warmup_cosine(warmup_steps, schedule_steps)
+        optimizer, _warmup_cosine(settings["warmup"], settings["schedule_steps"])
     )
-    rows = []
-    bar = tqdm(range(steps), desc="train concept CLIP", disable=not progress, mininterval=1.0)
+    rows: list[tuple] = []
+    first_step, seconds_before = 0, 0.0
+    state = _load_state(state_path, settings)
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        schedule.load_state_dict(state["schedule"])
+        rows, first_step, seconds_before = state["rows"], state["step"], state["seconds"]
+        logger.info("resuming from %s at step %d of %d", state_path, first_step, settings["steps"])
+    steps, batch_size, seed = settings["steps"], settings["batch_size"], settings["seed"]
+    start = time.perf_counter()
+    bar = tqdm(
+        range(first_step, steps),
+        desc="train concept CLIP",
+        disable=not progress,
+        mininterval=1.0,
+        initial=first_step,
+        total=steps,
+    )
     for step in bar:
         sample, mentions = generate_with_mentions(batch_size, [seed, TRAIN_STREAM, step])
         image_features = F.normalize(model.encode_image(to_model_input(sample.images)), dim=-1)
         text_features = F.normalize(encode_text_trimmed(model, tokenizer(sample.captions)), dim=-1)
         logit_scale = model.logit_scale.exp()
         logits = logit_scale * image_features @ text_features.T
-        loss = clip_loss(
-            logits, caption_match(sample.attributes, mentions) if multi_positive else None
-        )
+        match = caption_match(sample.attributes, mentions) if settings["multi_positive"] else None
+        loss = clip_loss(logits, match)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -172,12 +200,49 @@ def _optimise(
             model.logit_scale.clamp_(0, math.log(100))
         if step % 25 == 0:
             bar.set_postfix(loss=f"{loss.item():.3f}", scale=f"{logit_scale.item():.1f}")
+        if (step + 1) % checkpoint_every == 0 and step + 1 < steps:
+            seconds = seconds_before + time.perf_counter() - start
+            _save_state(state_path, settings, model, optimizer, schedule, rows, step + 1, seconds)
     model.eval()
-    return pl.DataFrame(
+    log = pl.DataFrame(
         rows,
         schema={"step": pl.Int64, "loss": pl.Float64, "logit_scale": pl.Float64, "lr": pl.Float64},
         orient="row",
     )
+    return log, seconds_before + time.perf_counter() - start
+
+
+def _save_state(path, settings, model, optimizer, schedule, rows, step, seconds) -> None:
+    state = {
+        "settings": settings,
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "schedule": schedule.state_dict(),
+        "rows": rows,
+        "step": step,
+        "seconds": seconds,
+    }
+    torch.save(state, _tmp(path))
+    _tmp(path).replace(path)
+
+
+def _load_state(path: Path, settings: dict) -> dict | None:
+    """The saved training state if it exists and was written with the same settings."""
+    if not path.is_file():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:  # a state cut off mid-write by a kill: start again
+        logger.warning(
+            "ignoring unreadable training state %s (%s): starting from step 0", path, err
+        )
+        return None
+    if state.get("settings") != settings:
+        logger.warning(
+            "ignoring training state %s written with other settings: starting from step 0", path
+        )
+        return None
+    return state
 
 
 def _evaluate(model, tokenizer, n_per_family: int, seed: int) -> pl.DataFrame:

@@ -2,26 +2,41 @@
 
 Everything that names a concept lives here, so the generator, the captions, the zero-shot sets,
 the text bank and the lexicon can never disagree about what a value is called.
+
+Every family has at least 6 values, so it spans at least 5 directions of the text space: a head
+that writes one family can have 5 TEXTSPAN picks inside that family (with 2-4 values, as in the
+first world, a family's directions ran out after 1-3 picks and no head could reach CCS 5).
 """
 
 from __future__ import annotations
 
 # Families in a fixed order; the order is part of the public interface (attribute dicts and
 # dataset folders follow it).
-FAMILIES: tuple[str, ...] = ("color", "shape", "position", "size", "background")
+FAMILIES: tuple[str, ...] = ("color", "shape", "position", "background", "texture")
 
 # Canonical value names per family (index = attribute value = class label).
 VALUES: dict[str, tuple[str, ...]] = {
     "color": ("red", "green", "blue", "yellow", "purple", "orange", "pink", "white"),
-    "shape": ("circle", "square", "triangle", "cross"),
-    "position": ("top left", "top right", "bottom left", "bottom right"),
-    "size": ("small", "large"),
-    "background": ("black", "gray", "teal", "brown"),
+    "shape": ("circle", "square", "triangle", "cross", "ring", "diamond"),
+    "position": (
+        "top left",
+        "top middle",
+        "top right",
+        "middle left",
+        "center",
+        "middle right",
+        "bottom left",
+        "bottom middle",
+        "bottom right",
+    ),
+    "background": ("black", "gray", "teal", "brown", "navy", "olive"),
+    "texture": ("plain", "striped", "banded", "slanted", "checkered", "dotted"),
 }
 
-# RGB of each object colour and each background. Every pair of these 12 colours is more than 90
-# apart (Euclidean, 0-255), far beyond the jitter and noise the generator adds, so a pixel's
-# nearest palette entry names its source.
+# RGB of each object colour and each background colour. Object colours are bright, background
+# colours dark or muted: every object colour is more than 90 away (Euclidean, 0-255) from every
+# background colour and from every other object colour, and background colours are more than 60
+# apart, far beyond the per-image jitter and pixel noise the generator adds.
 OBJECT_RGB: tuple[tuple[int, int, int], ...] = (
     (220, 30, 30),  # red
     (30, 180, 30),  # green
@@ -34,29 +49,48 @@ OBJECT_RGB: tuple[tuple[int, int, int], ...] = (
 )
 BACKGROUND_RGB: tuple[tuple[int, int, int], ...] = (
     (15, 15, 15),  # black
-    (128, 128, 128),  # gray
-    (0, 128, 128),  # teal
-    (120, 70, 20),  # brown
+    (110, 110, 110),  # gray
+    (0, 110, 110),  # teal
+    (110, 60, 15),  # brown
+    (15, 25, 95),  # navy
+    (70, 110, 0),  # olive
 )
+# Pattern pixels of a textured background are the background colour brightened by this much
+# (per channel), a shift no object colour is near.
+TEXTURE_CONTRAST = 45
 
 # Words a caption or a bank text may use for a value (the canonical name first). Synonyms are
 # used in training captions too, so the text tower learns them.
 SYNONYMS: dict[str, tuple[tuple[str, ...], ...]] = {
     "color": tuple((name,) for name in VALUES["color"]),
     "shape": (
-        ("circle", "disk", "round shape"),
+        ("circle", "disk"),
         ("square", "box shape"),
         ("triangle", "triangular shape"),
         ("cross", "plus sign"),
+        ("ring", "hollow circle"),
+        ("diamond", "rhombus"),
     ),
     "position": (
         ("top left", "upper left"),
+        ("top middle", "upper middle"),
         ("top right", "upper right"),
+        ("middle left", "center left"),
+        ("center", "middle"),
+        ("middle right", "center right"),
         ("bottom left", "lower left"),
+        ("bottom middle", "lower middle"),
         ("bottom right", "lower right"),
     ),
-    "size": (("small", "tiny", "little"), ("large", "big", "huge")),
-    "background": (("black",), ("gray", "grey"), ("teal",), ("brown",)),
+    "background": (("black",), ("gray", "grey"), ("teal",), ("brown",), ("navy",), ("olive",)),
+    "texture": (
+        ("plain", "uniform"),
+        ("striped", "horizontally striped"),
+        ("banded", "vertically striped"),
+        ("slanted", "diagonally striped"),
+        ("checkered", "chequered"),
+        ("dotted", "spotted"),
+    ),
 }
 
 # Zero-shot prompt templates per family; "{}" is replaced by the canonical value name. They are
@@ -64,13 +98,13 @@ SYNONYMS: dict[str, tuple[tuple[str, ...], ...]] = {
 TEMPLATES: dict[str, tuple[str, ...]] = {
     "color": ("a {} object.", "a {} shape.", "a photo of a {} object.", "something {}."),
     "shape": ("a {}.", "a photo of a {}.", "an image of a {}."),
-    "position": (
-        "an object at the {}.",
-        "a shape in the {}.",
-        "a photo of an object in the {} corner.",
-    ),
-    "size": ("a {} object.", "a {} shape.", "a photo of a {} object."),
+    "position": ("an object at the {}.", "a shape in the {}.", "a photo of an object at the {}."),
     "background": (
+        "an object on a {} background.",
+        "a scene on a {} background.",
+        "a photo of a shape against a {} background.",
+    ),
+    "texture": (
         "an object on a {} background.",
         "a scene on a {} background.",
         "a photo of a shape against a {} background.",

@@ -2,16 +2,19 @@
 
 Kinds of source (config `probe.kind`):
 - `imagefolder`: `root/<class>/<image>` (ImageNet validation in its usual layout; labels are the
-  sorted class folder indices, so ImageNet's standard 0..999 order for WordNet-id folders);
+  sorted class folder indices, so ImageNet's standard 0..999 order for WordNet-id folders; hidden
+  folders and files, such as `.ipynb_checkpoints/`, are not classes or images);
 - `manifest`: a folder with `manifest.parquet` (`image_id`, `path` relative to the folder,
   `label`), the format the concept world writes.
 Images are decoded lazily; an image that cannot be decoded stops the job with the file named,
-or, with `on_bad_image="skip"`, is dropped and counted.
+or, with `on_bad_image="skip"`, is dropped and counted. `dataset_loader` does the same for an
+`(image, label)` dataset such as torchvision's.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,14 +62,54 @@ class ImageRecords:
         )
 
 
+def is_image_file(path: Path) -> bool:
+    """An image by suffix, not hidden (macOS `._x.jpg` forks and the like are not images)."""
+    return path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
+
+
+def class_folders(root: Path) -> list[str]:
+    """Sorted class sub-folder names; hidden folders (`.ipynb_checkpoints`, `.git`) are not
+    classes, and counting one would shift every label after it."""
+    return sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+# The ILSVRC2012 validation tar extracts flat: ILSVRC2012_val_00000001.JPEG ... 00050000.
+_IMAGENET_VAL_FILE = re.compile(r"ILSVRC2012_val_\d{8}\.JPEG", re.IGNORECASE)
+
+
+def _no_class_folders(root: Path) -> FileNotFoundError:
+    """Say how to arrange a folder that holds images but no class sub-folders."""
+    flat = [p for p in root.iterdir() if p.is_file() and is_image_file(p)]
+    if any(_IMAGENET_VAL_FILE.fullmatch(p.name) for p in flat):
+        return FileNotFoundError(
+            f"image folder {root} holds {len(flat)} images but no class sub-folders: it looks "
+            "like ImageNet validation as ILSVRC2012_img_val.tar extracts (flat, unsorted). "
+            "Sort it into one folder per WordNet id, <root>/<wnid>/ILSVRC2012_val_*.JPEG, the "
+            "layout the usual valprep.sh makes (run it inside the folder: "
+            "https://raw.githubusercontent.com/soumith/imagenetloader.torch/master/valprep.sh), "
+            "then point the config (probe.root) at it"
+        )
+    if flat:
+        return FileNotFoundError(
+            f"image folder {root} holds {len(flat)} images but no class sub-folders: arrange "
+            "them as <root>/<class>/<image> (one sub-folder per class; labels follow the sorted "
+            "folder names)"
+        )
+    return FileNotFoundError(
+        f"no class sub-folders in image folder {root} (expected <root>/<class>/<image>)"
+    )
+
+
 def _imagefolder(root: Path) -> ImageRecords:
-    classes = sorted(p.name for p in root.iterdir() if p.is_dir())
+    if not root.is_dir():
+        raise FileNotFoundError(f"image folder {root} is not a folder")
+    classes = class_folders(root)
     if not classes:
-        raise FileNotFoundError(f"no class sub-folders in image folder {root}")
+        raise _no_class_folders(root)
     ids, paths, labels = [], [], []
     for label, cls in enumerate(classes):
         for path in sorted((root / cls).iterdir()):
-            if path.suffix.lower() in IMAGE_SUFFIXES:
+            if is_image_file(path):
                 ids.append(f"{cls}/{path.name}")
                 paths.append(path)
                 labels.append(label)
@@ -156,6 +199,61 @@ def image_loader(
     dataset = _RecordDataset(records, transform, skip_bad=on_bad_image == "skip")
     return torch.utils.data.DataLoader(
         dataset,
+        batch_size=batch_size,
+        num_workers=num_workers,
+        collate_fn=_collate,
+        pin_memory=torch.cuda.is_available(),
+    )
+
+
+def _item_path(dataset, i: int) -> str:
+    """The file behind item `i` of a torchvision-style dataset, for error messages."""
+    for attr in ("samples", "_image_files", "_images"):  # ImageFolder, Food101, OxfordIIITPet
+        items = getattr(dataset, attr, None)
+        if items is not None and i < len(items):
+            item = items[i]
+            return str(item[0] if isinstance(item, tuple) else item)
+    inner, indices = getattr(dataset, "dataset", None), getattr(dataset, "indices", None)
+    if inner is not None and indices is not None:  # a subset of another dataset
+        return _item_path(inner, indices[i])
+    return f"item {i} of {type(dataset).__name__}"
+
+
+class _GuardedDataset(torch.utils.data.Dataset):
+    """An `(image, label)` dataset in the record loader's form; an item that cannot be read
+    fails naming its file, or with `skip_bad` is dropped and counted."""
+
+    def __init__(self, dataset, skip_bad: bool):
+        self.dataset = dataset
+        self.skip_bad = skip_bad
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, i: int):
+        try:
+            image, label = self.dataset[i]
+        except Exception as err:  # noqa: BLE001 - any decoder failure is a bad image
+            path = _item_path(self.dataset, i)
+            if self.skip_bad:
+                log.warning("skipping undecodable image %s: %s", path, err)
+                return None
+            raise BadImageError(f"cannot decode image {path}: {err}") from err
+        return image, str(i), int(label)
+
+
+def dataset_loader(
+    dataset: torch.utils.data.Dataset,
+    batch_size: int = 256,
+    num_workers: int = 0,
+    on_bad_image: str = "fail",
+) -> torch.utils.data.DataLoader:
+    """Batches `(images, item_ids, labels, n_skipped)` of an `(image, label)` dataset (e.g. a
+    torchvision one) in order, with `on_bad_image` as for `image_loader`."""
+    if on_bad_image not in ("fail", "skip"):
+        raise ValueError(f"on_bad_image must be 'fail' or 'skip', got {on_bad_image!r}")
+    return torch.utils.data.DataLoader(
+        _GuardedDataset(dataset, skip_bad=on_bad_image == "skip"),
         batch_size=batch_size,
         num_workers=num_workers,
         collate_fn=_collate,

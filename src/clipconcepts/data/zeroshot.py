@@ -7,13 +7,15 @@
   test split; torchvision downloads when `download` is true and the files are missing);
 - `cifar10-objects` / `cifar10-animals`: CIFAR-10's vehicle (4) / animal (6) classes only, the
   subsets the CCS authors used for their concept-specific runs;
-- `imagenet-a`, `imagenet-r`: the released folders (`root/<wnid>/<image>`) over their 200 classes;
+- `imagenet-a`, `imagenet-r`: the released folders over their 200 classes, as the tars extract
+  (`root/imagenet-a/<wnid>/<image>`) or that inner folder itself (`root/<wnid>/<image>`);
 - `imagefolder`: `root/<class>/<image>`, class names from a `classes.json` or the folder names;
 - `manifest` / `conceptworld`: a folder with `manifest.parquet` (`image_id`, `path`, `label`) and
   `classes.json` (`{"classnames": [...], "templates": [...]}`), the concept world's format.
 
 With `backend="clip_benchmark"` the images come from `clip_benchmark.datasets.builder.build_dataset`
-(optional package) while class names and templates stay ours, so results do not depend on it.
+(optional package) while class names and templates stay ours, so results do not depend on it; its
+label order is checked against ours like torchvision's.
 
 Class names and templates are data (`zeroshot_classnames.json`, `zeroshot_templates.json`, with
 their provenance inside): `templates="ccs"` gives the CCS authors' sets, `"openai"` OpenAI's
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cache
@@ -33,7 +36,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from clipconcepts.data.images import IMAGE_SUFFIXES, ImageRecords, build_image_records, image_loader
+from clipconcepts.data.images import (
+    ImageRecords,
+    build_image_records,
+    class_folders,
+    dataset_loader,
+    image_loader,
+    is_image_file,
+)
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +57,8 @@ class ZeroShotDataset:
     """A labelled image set with the class names and templates of its zero-shot classifier.
 
     Exactly one of `records` (image files read through `transform`) and `torch_dataset` (a
-    dataset yielding `(image_tensor, label)`) is set; `loader()` batches either.
+    dataset yielding `(image_tensor, label)`) is set; `loader()` batches either. `on_bad_image`
+    (`fail` | `skip`) is what the loader does with an image it cannot decode.
     """
 
     name: str
@@ -57,6 +68,7 @@ class ZeroShotDataset:
     records: ImageRecords | None = None
     torch_dataset: torch.utils.data.Dataset | None = None
     root: str = ""
+    on_bad_image: str = "fail"
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -74,21 +86,17 @@ class ZeroShotDataset:
         return len(self.classnames)
 
     def loader(
-        self, batch_size: int = 256, num_workers: int = 0, on_bad_image: str = "fail"
+        self, batch_size: int = 256, num_workers: int = 0, on_bad_image: str | None = None
     ) -> torch.utils.data.DataLoader:
-        """Batches in dataset order: `(images, labels)`, or `(images, ids, labels, n_skipped)`
-        for file records (the probe loader's form; `on_bad_image` applies there)."""
+        """Batches `(images, ids, labels, n_skipped)` in dataset order (the probe loader's form;
+        ids are file ids for records, item indices otherwise). An undecodable image fails naming
+        its file, or is skipped and counted: `on_bad_image`, else the dataset's own setting."""
+        on_bad_image = on_bad_image or self.on_bad_image
         if self.records is not None:
             return image_loader(
                 self.records, self.transform, batch_size, num_workers, on_bad_image=on_bad_image
             )
-        return torch.utils.data.DataLoader(
-            self.torch_dataset,
-            batch_size=batch_size,
-            num_workers=num_workers,
-            shuffle=False,
-            pin_memory=torch.cuda.is_available(),
-        )
+        return dataset_loader(self.torch_dataset, batch_size, num_workers, on_bad_image)
 
 
 # ---------------------------------------------------------------------------- data files
@@ -204,7 +212,8 @@ _TV_LAYOUT = {  # what torchvision looks for under root
 def _torchvision(kind: str, root: Path, transform, download: bool, split: str | None):
     import torchvision.datasets as tvd
 
-    base = "cifar10" if kind.startswith("cifar10") else kind
+    # CIFAR-10's subsets read CIFAR-10; "cifar100" also starts with "cifar10", so match exactly
+    base = "cifar10" if kind in CIFAR10_SUBSETS else kind
     split = split or "test"
     try:
         if base == "cifar10":
@@ -225,14 +234,15 @@ def _torchvision(kind: str, root: Path, transform, download: bool, split: str | 
             raise KeyError(kind)
     except (RuntimeError, FileNotFoundError, OSError) as err:
         raise _not_found(kind, root, _TV_LAYOUT[base], str(err).splitlines()[0]) from err
-    return _check_tv_classes(base, ds)
+    _check_label_order(base, list(ds.classes), f"torchvision {base}", root)
+    return ds
 
 
-def _check_tv_classes(base: str, ds) -> torch.utils.data.Dataset:
-    """Make sure torchvision's label order is the one our class names follow."""
-    raw = list(ds.classes)
-    if base == "country211":
-        expected = class_keys_of("country211")
+def _check_label_order(base: str, raw: list[str], source: str, root) -> None:
+    """Make sure a reader's label order (its raw class names or folder names, by label) is the
+    one our class names follow, so a label can never point at the wrong name."""
+    if base in ("country211", "imagenet-a", "imagenet-r"):
+        expected = class_keys_of(base)  # ISO codes / WordNet ids: the folder names
     elif base == "pets":
         expected = classnames_of("pets")
     else:
@@ -242,10 +252,9 @@ def _check_tv_classes(base: str, ds) -> torch.utils.data.Dataset:
     if raw != expected:
         diff = sorted(set(raw) ^ set(expected))[:5]
         raise ValueError(
-            f"torchvision {base} classes do not match the shipped class names "
+            f"{source} classes read from {root} do not match the shipped {base} class names "
             f"({len(raw)} vs {len(expected)}; e.g. {diff or 'same names, different order'})"
         )
-    return ds
 
 
 class _RelabelledSubset(torch.utils.data.Dataset):
@@ -283,17 +292,44 @@ def _build_torchvision(
 
 # ---------------------------------------------------------------------------- folder sets
 def _images_in(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    return sorted(p for p in folder.iterdir() if is_image_file(p))
+
+
+_WNID = re.compile(r"n\d{8}")
+
+
+def wnid_folder(kind: str, root: Path) -> Path:
+    """The folder that holds ImageNet-A/R's `<wnid>/` class folders: `root/imagenet-a/` as the
+    tar extracts into `root`, or `root` itself. A folder with WordNet ids outside the set's 200
+    (ImageNet val's 1,000, the other of A/R) is refused: its images would be scored against the
+    wrong classes or silently dropped."""
+    inner = root / kind  # imagenet-a.tar / imagenet-r.tar extract to imagenet-a/ / imagenet-r/
+    folders = class_folders(root) if root.is_dir() else []
+    if not any(_WNID.fullmatch(f) for f in folders) and inner.is_dir():
+        root, folders = inner, class_folders(inner)
+    wnids = set(class_keys_of(kind))
+    found = [f for f in folders if _WNID.fullmatch(f)]
+    if not found:
+        raise _not_found(kind, root, f"{kind}/ or its 200 <wnid> folders (e.g. n01498041/)")
+    foreign = [f for f in found if f not in wnids]
+    if foreign:
+        raise ValueError(
+            f"{root} is not {kind}: {len(foreign)} of its {len(found)} WordNet-id folders are "
+            f"not among the set's 200 classes (e.g. {', '.join(foreign[:3])}); point the "
+            f"config's datasets.<name>.root at the extracted {kind}.tar (ImageNet val, for one, "
+            "has 1,000 class folders)"
+        )
+    return root
 
 
 def _build_wnid_folders(
     kind, root, transform, *, download, templates, split, family
 ) -> ZeroShotDataset:
-    """ImageNet-A / -R: `root/<wnid>/<image>`; labels follow the shipped 200-wnid order."""
+    """ImageNet-A / -R: `root/[imagenet-a/]<wnid>/<image>`; labels follow the shipped 200-wnid
+    order."""
     wnids = class_keys_of(kind)
+    root = wnid_folder(kind, root)
     present = [w for w in wnids if (root / w).is_dir()]
-    if not root.is_dir() or not present:
-        raise _not_found(kind, root, "200 <wnid> folders (e.g. n01498041/)")
     if len(present) < len(wnids):
         log.warning(
             "%s: %d of %d class folders present under %s; the classifier keeps all %d classes",
@@ -415,6 +451,10 @@ def _build_clip_benchmark(
         ) from err
     if kind in CIFAR10_SUBSETS or kind not in HOW_TO:
         raise ValueError(f"backend 'clip_benchmark' does not build dataset {kind!r}")
+    if kind in ("imagenet-a", "imagenet-r"):
+        # clip_benchmark reads ImageNet-A/R with an ImageFolder on `root` (and downloads with
+        # wget when `root` is missing): hand it the checked <wnid>/ folder itself
+        root = wnid_folder(kind, root)
     try:
         ds = build_dataset(
             _CB_NAMES.get(kind, kind),
@@ -425,12 +465,8 @@ def _build_clip_benchmark(
         )
     except (RuntimeError, FileNotFoundError, OSError, AssertionError) as err:
         raise _not_found(kind, root, "the clip_benchmark layout", str(err)) from err
+    _check_label_order(kind, _labelled_folders(ds, kind), f"clip_benchmark {kind}", root)
     classnames = classnames_of(kind)
-    if len(ds.classes) != len(classnames):
-        raise ValueError(
-            f"clip_benchmark {kind} has {len(ds.classes)} classes, the shipped names "
-            f"{len(classnames)}"
-        )
     return ZeroShotDataset(
         kind,
         classnames,
@@ -439,6 +475,19 @@ def _build_clip_benchmark(
         torch_dataset=ds,
         root=str(root),
     )
+
+
+def _labelled_folders(ds, kind: str) -> list[str]:
+    """The raw class (folder) names of a clip_benchmark dataset in label order. Its `classes`
+    are display names it overwrites (ImageNet-A/R get 200 names whatever the folders hold, so a
+    root one folder too high labels every image 0); `class_to_idx` is what labels follow."""
+    class_to_idx = getattr(ds, "class_to_idx", None)
+    if not isinstance(class_to_idx, dict) or not class_to_idx:
+        raise ValueError(
+            f"clip_benchmark {kind}: the dataset has no class_to_idx, so its labels cannot be "
+            "checked against the shipped class names; use backend: auto"
+        )
+    return sorted(class_to_idx, key=class_to_idx.__getitem__)
 
 
 # ---------------------------------------------------------------------------- registry
@@ -459,6 +508,27 @@ ZEROSHOT_KINDS: dict[str, Builder] = {
 }
 
 
+_SPEC_CHOICES = {"backend": ("auto", "clip_benchmark"), "on_bad_image": ("fail", "skip")}
+_BUILD_KEYS = ("kind", "root", "download", "split", "family", *_SPEC_CHOICES)
+
+
+def dataset_options(name: str, spec: dict) -> dict:
+    """The config's `datasets.<name>` entry as `build_zeroshot_dataset` keywords; a bad choice
+    fails naming the config key. Keys for other steps (the concept world's `style`, which the
+    workflow turns into `root`; the report's `ood`) are left out: config/schema.yaml is what
+    rejects unknown keys."""
+    where = f"config key datasets.{name}"
+    if "kind" not in spec:
+        raise ValueError(f"{where}.kind is missing")
+    options = {"root": None, "download": False}
+    options.update((key, value) for key, value in spec.items() if key in _BUILD_KEYS)
+    for key, choices in _SPEC_CHOICES.items():
+        options.setdefault(key, choices[0])
+        if options[key] not in choices:
+            raise ValueError(f"{where}.{key} must be one of {choices}, got {options[key]!r}")
+    return options
+
+
 def build_zeroshot_dataset(
     kind: str,
     root: str | Path | None,
@@ -469,13 +539,20 @@ def build_zeroshot_dataset(
     split: str | None = None,
     family: str | None = None,
     backend: str = "auto",
+    on_bad_image: str = "fail",
 ) -> ZeroShotDataset:
     """Build a zero-shot dataset from the config's `datasets.<name>` entry.
 
     `kind` picks the builder; `root` is where its files are (or go, with `download`); `family`
     names the concept-world sub-folder; `backend="clip_benchmark"` reads the images through
-    clip_benchmark instead of torchvision / our folder readers.
+    clip_benchmark instead of torchvision / our folder readers; `on_bad_image` (`fail` | `skip`)
+    is what the dataset's loader does with an image it cannot decode.
     """
+    if on_bad_image not in ("fail", "skip"):
+        raise ValueError(
+            f"zero-shot dataset '{kind}': on_bad_image must be 'fail' or 'skip', "
+            f"got {on_bad_image!r}"
+        )
     if kind not in ZEROSHOT_KINDS:
         raise ValueError(
             f"unknown zero-shot dataset kind {kind!r}; choose from "
@@ -489,8 +566,9 @@ def build_zeroshot_dataset(
         looked_for = _TV_LAYOUT.get(base, "the dataset folder")
         raise _not_found(kind, root, looked_for, "the folder does not exist")
     options = dict(download=download, templates=templates, split=split, family=family)
-    if backend == "clip_benchmark":
-        return _build_clip_benchmark(kind, root, transform, **options)
-    if backend != "auto":
+    if backend not in ("auto", "clip_benchmark"):
         raise ValueError(f"unknown dataset backend {backend!r} (auto | clip_benchmark)")
-    return ZEROSHOT_KINDS[kind](kind, root, transform, **options)
+    build = _build_clip_benchmark if backend == "clip_benchmark" else ZEROSHOT_KINDS[kind]
+    dataset = build(kind, root, transform, **options)
+    dataset.on_bad_image = on_bad_image
+    return dataset

@@ -5,20 +5,24 @@ from clipconcepts.llm.backends import (
     BACKEND_KINDS,
     DEFAULTS,
     UNCLEAR_LABEL,
-    Backend,
     LexiconMatcher,
     LLMAnswer,
-    LLMConfigError,
-    LLMError,
-    LLMRequestError,
     OfflineBackend,
-    OpenAIBackend,
     ask,
     ask_many,
+    check_invalid_share,
     make_backend,
     parse_answer,
 )
 from clipconcepts.llm.cache import BackendCounts, LLMCache, LLMStats, cache_key
+from clipconcepts.llm.errors import (
+    BadResponseError,
+    LLMConfigError,
+    LLMError,
+    LLMRequestError,
+    TooManyInvalidError,
+    TransientLLMError,
+)
 from clipconcepts.llm.prompts import (
     LLMRequest,
     judge_head_request,
@@ -27,11 +31,13 @@ from clipconcepts.llm.prompts import (
     prompt_fingerprint,
     prompt_fingerprints,
 )
+from clipconcepts.llm.transport import Backend, OpenAIBackend
 
 __all__ = [
     "BACKEND_KINDS",
     "DEFAULTS",
     "UNCLEAR_LABEL",
+    "BadResponseError",
     "Backend",
     "BackendCounts",
     "LLMAnswer",
@@ -44,9 +50,12 @@ __all__ = [
     "LexiconMatcher",
     "OfflineBackend",
     "OpenAIBackend",
+    "TooManyInvalidError",
+    "TransientLLMError",
     "ask",
     "ask_many",
     "cache_key",
+    "check_invalid_share",
     "judge_head_request",
     "judge_text_request",
     "label_request",

@@ -1,9 +1,8 @@
 """LLM backends (openai, OpenAI-compatible servers, offline lexicon) and the one path every
 question takes: cache look-up, call with retries, schema check, one re-ask, durable store.
 
-Secrets: the API key is read from the environment variable named by `api_key_env` when the first
-request is sent. It lives only inside the `openai` client, which is never pickled, printed, logged,
-hashed into cache keys or written anywhere.
+The transport (the `Backend` base with its retries, the `openai` client, the API key) is in
+`transport`, the errors in `errors`.
 """
 
 from __future__ import annotations
@@ -11,12 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import random
 import re
-import threading
-import time
-from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -27,7 +21,8 @@ from typing import Any
 import jsonschema
 from tqdm.auto import tqdm
 
-from clipconcepts.llm.cache import LLMCache, LLMStats, cache_key
+from clipconcepts.llm.cache import LLMCache, cache_key
+from clipconcepts.llm.errors import LLMConfigError, TooManyInvalidError
 from clipconcepts.llm.prompts import (
     JUDGE_HEAD_TASK,
     JUDGE_TEXT_TASK,
@@ -37,13 +32,13 @@ from clipconcepts.llm.prompts import (
     check_answer,
     reask_messages,
 )
+from clipconcepts.llm.transport import Backend, OpenAIBackend
 
 log = logging.getLogger(__name__)
 
 BACKEND_KINDS = ("openai", "openai_compatible", "offline")
 RESPONSE_FORMATS = ("json_schema", "json_object")
 UNCLEAR_LABEL = "unclear"
-DUMMY_API_KEY = "not-needed"
 
 DEFAULTS: dict[str, Any] = {
     "model": "gpt-4o-mini",
@@ -60,26 +55,6 @@ DEFAULTS: dict[str, Any] = {
     "backoff_max_s": 60.0,
     "max_concurrency": 4,
 }
-
-
-class LLMError(RuntimeError):
-    """An LLM call failed for good."""
-
-
-class LLMConfigError(LLMError, ValueError):
-    """A backend is configured wrongly (bad key, missing API key variable, ...)."""
-
-
-class LLMRequestError(LLMError):
-    """The server refused a request (4xx) or kept failing after every retry."""
-
-
-class TransientLLMError(LLMError):
-    """A failure worth retrying (429, 5xx, timeout, connection); `retry_after_s` from the server."""
-
-    def __init__(self, message: str, retry_after_s: float | None = None) -> None:
-        super().__init__(message)
-        self.retry_after_s = retry_after_s
 
 
 @dataclass(frozen=True)
@@ -101,186 +76,7 @@ class LLMAnswer:
 
 
 # ---------------------------------------------------------------------------------------------
-# Backends
-
-
-class Backend(ABC):
-    """One configured LLM. `identity()` is what its answers depend on (it enters cache keys);
-    `complete()` sends one request and returns the reply's text."""
-
-    kind: str
-    model: str
-    name: str
-    max_retries: int = 0
-    backoff_base_s: float = 0.0
-    backoff_max_s: float = 0.0
-    max_concurrency: int = 1
-
-    @abstractmethod
-    def identity(self) -> dict[str, Any]: ...
-
-    @abstractmethod
-    def complete(self, request: LLMRequest, messages: Sequence[Message]) -> str:
-        """One call; raises TransientLLMError (retryable) or LLMRequestError / LLMConfigError."""
-
-    def call(self, request: LLMRequest, messages: Sequence[Message], stats: LLMStats) -> str:
-        """`complete` with exponential backoff and jitter on transient failures."""
-        for attempt in range(self.max_retries + 1):
-            stats.add(self.name, requests=1)
-            try:
-                return self.complete(request, messages)
-            except TransientLLMError as err:
-                if attempt == self.max_retries:
-                    raise LLMRequestError(
-                        f"LLM backend {self.name!r}: still failing after {attempt + 1} attempts "
-                        f"({self.max_retries} retries): {err}"
-                    ) from err
-                delay = self.backoff_base_s * 2**attempt * (1 + random.random())
-                if err.retry_after_s is not None:
-                    delay = max(delay, err.retry_after_s)
-                delay = min(delay, self.backoff_max_s)
-                log.warning("%s: %s; retry %d in %.2f s", self.name, err, attempt + 1, delay)
-                stats.add(self.name, retries=1)
-                time.sleep(delay)
-        raise AssertionError("unreachable")
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(name={self.name!r}, model={self.model!r})"
-
-
-class OpenAIBackend(Backend):
-    """The official `openai` client: api.openai.com, or any OpenAI-compatible server (vLLM,
-    Ollama, ...) at `base_url`. Retries are ours (the client's own are switched off)."""
-
-    def __init__(
-        self,
-        kind: str,
-        model: str,
-        name: str | None,
-        base_url: str | None,
-        api_key_env: str | None,
-        temperature: float | None,
-        seed: int | None,
-        max_tokens: int | None,
-        response_format: str,
-        max_retries: int,
-        timeout_s: float,
-        backoff_base_s: float,
-        backoff_max_s: float,
-        max_concurrency: int,
-    ) -> None:
-        self.kind = kind
-        self.model = model
-        self.name = name or f"{kind}:{model}"
-        self.base_url = base_url
-        self.api_key_env = api_key_env
-        self.temperature = temperature
-        self.seed = seed
-        self.max_tokens = max_tokens
-        self.response_format = response_format
-        self.max_retries = max_retries
-        self.timeout_s = timeout_s
-        self.backoff_base_s = backoff_base_s
-        self.backoff_max_s = backoff_max_s
-        self.max_concurrency = max_concurrency
-        self._client: Any = None
-        self._client_lock = threading.Lock()
-
-    def identity(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind,
-            "model": self.model,
-            "base_url": self.base_url,
-            "temperature": self.temperature,
-            "seed": self.seed,
-            "max_tokens": self.max_tokens,
-            "response_format": self.response_format,
-        }
-
-    def _api_key(self) -> str:
-        if self.api_key_env is None:
-            return DUMMY_API_KEY
-        key = os.environ.get(self.api_key_env, "")
-        if not key:
-            raise LLMConfigError(
-                f"LLM backend {self.name!r} reads its API key from the environment variable "
-                f"{self.api_key_env} (config key 'api_key_env'), which is not set"
-            )
-        return key
-
-    def client(self) -> Any:
-        with self._client_lock:
-            if self._client is None:
-                import openai
-
-                self._client = openai.OpenAI(
-                    api_key=self._api_key(),
-                    base_url=self.base_url,
-                    timeout=self.timeout_s,
-                    max_retries=0,
-                )
-            return self._client
-
-    def _response_format(self, request: LLMRequest) -> dict[str, Any]:
-        if self.response_format == "json_object":
-            return {"type": "json_object"}
-        schema = {"name": request.schema_name, "schema": request.schema, "strict": True}
-        return {"type": "json_schema", "json_schema": schema}
-
-    def complete(self, request: LLMRequest, messages: Sequence[Message]) -> str:
-        import openai
-
-        kwargs: dict[str, Any] = {"response_format": self._response_format(request)}
-        for option in ("temperature", "seed", "max_tokens"):
-            if getattr(self, option) is not None:
-                kwargs[option] = getattr(self, option)
-        try:
-            reply = self.client().chat.completions.create(
-                model=self.model, messages=list(messages), **kwargs
-            )
-        except openai.APITimeoutError as err:
-            raise TransientLLMError(f"timed out after {self.timeout_s} s") from err
-        except openai.APIConnectionError as err:
-            raise TransientLLMError(f"connection error: {err}") from err
-        except openai.APIStatusError as err:
-            status = err.status_code
-            if status in (408, 429) or status >= 500:
-                raise TransientLLMError(f"HTTP {status}", _retry_after(err)) from err
-            raise LLMRequestError(
-                f"LLM backend {self.name!r} (model {self.model!r}, base_url "
-                f"{self.base_url or 'default'}): HTTP {status}: {_error_message(err)}"
-            ) from err
-        if not reply.choices:
-            return ""
-        return reply.choices[0].message.content or ""
-
-    def __getstate__(self) -> dict[str, Any]:
-        # The client holds the API key: it never travels with the object.
-        state = dict(self.__dict__)
-        state["_client"] = None
-        del state["_client_lock"]
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self._client_lock = threading.Lock()
-
-
-def _retry_after(err: Any) -> float | None:
-    try:
-        return float(err.response.headers.get("retry-after"))
-    except (AttributeError, TypeError, ValueError):
-        return None
-
-
-def _error_message(err: Any) -> str:
-    body = getattr(err, "body", None)
-    if isinstance(body, Mapping):
-        body = body.get("error", body)
-        if isinstance(body, Mapping) and "message" in body:
-            return str(body["message"])
-    return str(getattr(err, "message", err))
-
+# The offline backend
 
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 
@@ -480,9 +276,14 @@ def ask(backend: Backend, request: LLMRequest, cache: LLMCache) -> LLMAnswer:
     """The answer to `request`: from the cache, or asked (re-asked once if unusable) and stored.
 
     Transport failures that outlast the retries raise LLMRequestError; an unusable answer does
-    not raise: it comes back (and is cached) with `valid=False`."""
+    not raise: it comes back (and is cached) with `valid=False`. A cached invalid answer is final
+    unless the cache was opened with `retry_invalid` (then it is asked again, once per job)."""
     key = cache_key(backend.identity(), request)
     record = cache.get(key)
+    if record is not None and cache.reask_stored_invalid(record):
+        log.info("%s: asking again an answer stored invalid (%s)", backend.name, key[:12])
+        cache.stats.add(backend.name, retried_invalid=1)
+        record = None
     if record is not None:
         answer = LLMAnswer.from_record(record, cached=True)
         cache.stats.add(backend.name, hits=1, invalid=int(not answer.valid))
@@ -561,3 +362,20 @@ def ask_many(
     finally:
         bar.close()
     return [answers[k] for k in keys]
+
+
+def check_invalid_share(
+    backend: Backend, n_invalid: int, n_total: int, what: str, max_fraction: float | None
+) -> None:
+    """Raise TooManyInvalidError when more than `max_fraction` of a step's `n_total` answers
+    (`what`: "labels", "verdicts", ...) from `backend` stayed invalid; None: no limit."""
+    if max_fraction is not None and not 0 <= max_fraction <= 1:
+        raise LLMConfigError(f"llm.max_invalid_fraction must be in [0, 1], got {max_fraction}")
+    if max_fraction is None or n_invalid == 0 or n_invalid / n_total <= max_fraction:
+        return
+    raise TooManyInvalidError(
+        f"{backend.describe()}: {n_invalid} of {n_total} {what} ({n_invalid / n_total:.0%}) "
+        f"are invalid, more than llm.max_invalid_fraction = {max_fraction:g}. Every answer stays "
+        "in the LLM cache; set llm.retry_invalid: true to ask the invalid ones again, or raise "
+        "llm.max_invalid_fraction to accept them"
+    )

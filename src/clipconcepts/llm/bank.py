@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from clipconcepts.llm.backends import Backend, ask_many
+from clipconcepts.llm.backends import Backend, ask_many, check_invalid_share
 from clipconcepts.llm.cache import LLMCache
 from clipconcepts.llm.prompts import LLMRequest
 
@@ -79,8 +79,10 @@ def generate_bank(
     n: int,
     batch_size: int = 50,
     max_concurrency: int | None = None,
+    max_invalid_fraction: float | None = None,
 ) -> list[str]:
-    """`n` de-duplicated descriptions (fewer, with a warning, if the LLM repeats itself)."""
+    """`n` de-duplicated descriptions (fewer, with a warning, if the LLM repeats itself). More
+    than `max_invalid_fraction` of the batches invalid raises TooManyInvalidError."""
     from clipconcepts.textbank import dedupe
 
     n_batches = -(-n // batch_size) + 2  # a little slack for duplicates and invalid answers
@@ -90,6 +92,7 @@ def generate_bank(
     invalid = sum(not a.valid for a in answers)
     if invalid:
         log.warning("%d of %d text-bank answers were invalid and skipped", invalid, len(answers))
+    check_invalid_share(backend, invalid, len(answers), "text-bank batches", max_invalid_fraction)
     unique = dedupe(t.strip() for t in texts if t.strip())
     if len(unique) < n:
         log.warning("the LLM gave %d unique descriptions, fewer than the %d asked", len(unique), n)

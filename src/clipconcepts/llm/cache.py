@@ -42,7 +42,8 @@ def cache_key(identity: Mapping[str, Any], request: LLMRequest) -> str:
 class BackendCounts:
     """Counts for one backend. `requests`: API calls sent (retries and re-asks included);
     `answers`: new answers stored; `hits`: answers taken from the cache; `invalid`: answers
-    returned invalid (new or cached); `retries`, `reasks`: what they say."""
+    returned invalid (new or cached); `retries`, `reasks`: what they say; `retried_invalid`:
+    answers stored invalid and asked again (`retry_invalid`)."""
 
     requests: int = 0
     answers: int = 0
@@ -50,6 +51,7 @@ class BackendCounts:
     invalid: int = 0
     retries: int = 0
     reasks: int = 0
+    retried_invalid: int = 0
 
 
 class LLMStats:
@@ -88,19 +90,25 @@ class LLMStats:
         t = self.total()
         return (
             f"LLM: {t.requests} requests, {t.answers} new answers, {t.hits} cache hits, "
-            f"{t.invalid} invalid, {t.retries} retries, {t.reasks} re-asks"
+            f"{t.invalid} invalid, {t.retries} retries, {t.reasks} re-asks, "
+            f"{t.retried_invalid} stored-invalid asked again"
         )
 
 
 class LLMCache:
     """Answers by key under `directory` (None: in memory only, nothing persists).
 
-    `stats` counts what happened through this cache object (one per job)."""
+    `stats` counts what happened through this cache object (one per job). `retry_invalid`: answers
+    stored invalid by an earlier job are asked again (see `reask_stored_invalid`)."""
 
-    def __init__(self, directory: str | os.PathLike[str] | None) -> None:
+    def __init__(
+        self, directory: str | os.PathLike[str] | None, retry_invalid: bool = False
+    ) -> None:
         self.directory = Path(directory) if directory is not None else None
+        self.retry_invalid = retry_invalid
         self.stats = LLMStats()
         self._memory: dict[str, dict[str, Any]] = {}
+        self._written: set[str] = set()  # keys answered through this object
         self._lock = threading.Lock()
         if self.directory is not None:
             self.directory.mkdir(parents=True, exist_ok=True)
@@ -129,9 +137,20 @@ class LLMCache:
             return None
         return record
 
+    def reask_stored_invalid(self, record: Mapping[str, Any]) -> bool:
+        """Whether to ask a stored answer again: with `retry_invalid`, when it is invalid and was
+        stored by an earlier job (an answer this job got invalid is final for this job, so each
+        invalid answer is asked again at most once per job)."""
+        if not self.retry_invalid or record["answer"]["valid"]:
+            return False
+        with self._lock:
+            return record["key"] not in self._written
+
     def put(self, key: str, record: Mapping[str, Any]) -> None:
         """Store `record` under `key` durably (temp file + fsync + atomic rename)."""
         record = {**record, "key": key}
+        with self._lock:
+            self._written.add(key)
         if self.directory is None:
             with self._lock:
                 self._memory[key] = dict(record)

@@ -46,6 +46,7 @@ def report_assets(datasets: Sequence[str]) -> list[Asset]:
     """Every asset `build_report` writes, in a fixed order (each is written even without data,
     then saying what is missing, so a rule can declare them all as outputs)."""
     assets = [
+        Asset("claims.html", "claims", "Claims"),
         Asset("ccs_at_k.html", "ccs_at_k_table", "CCS"),
         Asset("ccs_at_k.svg", "ccs_at_k_figure", "CCS"),
         Asset("ccs_examples.html", "ccs_examples", "CCS"),
@@ -60,6 +61,7 @@ def report_assets(datasets: Sequence[str]) -> list[Asset]:
         Asset("concept.html", "concept_table", "Concept pruning"),
         Asset("concept.svg", "concept_figure", "Concept pruning"),
         Asset("agreement.html", "agreement", "Agreement"),
+        Asset("label_truth.html", "label_truth", "Agreement"),
         Asset("conceptworld_metrics.html", "conceptworld_metrics", "Concept world"),
     ]
     return assets

@@ -10,6 +10,7 @@ display), saved as SVG (text kept as text, reproducible ids) or PNG.
 from __future__ import annotations
 
 import io
+import textwrap
 from collections.abc import Sequence
 
 import matplotlib
@@ -33,6 +34,16 @@ LABELS = {"original": "original", "high": "high CCS pruned", "low": "low CCS pru
 CONCEPT_COLORS = ("#dd8452", "#937860", "#da8bc3", "#8c8c8c", "#ccb974", "#64b5cd")
 PAPER_MARKER = {"marker": "D", "markerfacecolor": "none", "markeredgecolor": "black", "ms": 6}
 SAVE_RC = {"svg.hashsalt": "clipconcepts", "svg.fonttype": "none"}
+# Average glyph width as a fraction of the font size, on the wide side: SVG text is drawn by the
+# browser, possibly in a wider fallback font than the DejaVu Sans matplotlib measured with.
+CHAR_WIDTH_EM = 0.62
+
+
+def fit_title(text: str, width_in: float, fontsize: float) -> str:
+    """`text` wrapped into lines that fit `width_in` inches at `fontsize` points (a title that
+    is wider than its figure is clipped at the canvas edge)."""
+    chars = max(10, int(width_in * 72 / (CHAR_WIDTH_EM * fontsize)))
+    return "\n".join(textwrap.wrap(text, chars)) or text
 
 
 def new_figure(width: float, height: float) -> Figure:
@@ -79,7 +90,8 @@ def ccs_at_k_figure(run: RunData, values: PaperValues) -> Figure | None:
         return None
     ncols = min(3, len(data))
     nrows = -(-len(data) // ncols)
-    fig = new_figure(4.2 * ncols, 3.2 * nrows)
+    fig_width = 4.2 * ncols
+    fig = new_figure(fig_width, 3.2 * nrows)
     axes = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False).ravel())
     for ax, (m, ks, fractions, judge) in zip(axes, data, strict=False):
         published = values.ccs_at_k(m.paper_name)
@@ -97,14 +109,17 @@ def ccs_at_k_figure(run: RunData, values: PaperValues) -> Figure | None:
                 edgecolor="#777777",
                 label=f"paper ({values.ccs_at_k_source})",
             )
+        top = max([*fractions, *(published or [])], default=0.0)
+        ax.set_ylim(0, 1.3 * top if top > 0 else 1.0)  # headroom for the legend
         ax.set_xticks(ks)
         ax.set_xlabel("CCS = K (texts of 5 that fit the head's label)")
         ax.set_ylabel("CCS@K (fraction of heads)")
-        ax.set_title(m.display, fontsize=10)
+        ax.set_title(fit_title(m.display, 0.9 * fig_width / ncols, 10), fontsize=10)
         ax.legend(fontsize=8)
     for ax in axes[len(data) :]:
         ax.set_visible(False)
-    fig.suptitle("CCS@K: distribution of concept consistency over heads")
+    title = "CCS@K: distribution of concept consistency over heads"
+    fig.suptitle(fit_title(title, 0.95 * fig_width, 12), fontsize=12)
     return fig
 
 

@@ -19,7 +19,8 @@ from pathlib import Path
 from matplotlib.figure import Figure
 
 from clipconcepts.io import atomic_path
-from clipconcepts.report import figures, tables
+from clipconcepts.report import claims as claims_mod
+from clipconcepts.report import figures, tables, truth
 from clipconcepts.report.assets import dataset_name, report_assets
 from clipconcepts.report.inputs import ModelInfo, RunData, gather_run
 from clipconcepts.report.paper import PaperValues, load_paper_values
@@ -84,6 +85,8 @@ Paper: {escape(values.title)}.</p>
 <h3>Datasets</h3><p>{data or tables.missing("none")}</p>
 <h3>What each section shows</h3>
 <ul>
+<li><a href="#claims">Claims</a> (top of the page): each claim of the CCS paper in one sentence,
+this run's numbers and a verdict computed from the result files.</li>
 <li><a href="#ccs-at-k">CCS@K</a>: for each model, the fraction of analysed heads (last layers)
 whose concept consistency score is K, i.e. K of the head's 5 TEXTSPAN texts fit the label an LLM
 gave it (paper Table 3).</li>
@@ -94,6 +97,8 @@ with the high-CCS, low-CCS or random heads zeroed (paper Tables 4-6, Figure 2).<
 <li><a href="#concept">Concept-specific pruning</a>: accuracy when the heads of one concept
 group (e.g. locations) are pruned vs an unrelated group (paper Figures 3-4, section 5.5).</li>
 <li><a href="#agreement">Agreement</a>: human vs LLM verdicts on text-label pairs (paper Table 2).</li>
+<li><a href="#label-truth">Labels vs ground truth</a>: concept world only, how often the LLM's
+label names the family a head writes most.</li>
 <li><a href="#conceptworld">Concept world</a>: zero-shot accuracy per family of the synthetic
 world's trained CLIP.</li>
 <li><a href="#provenance">Provenance</a>: the file behind each section.</li>
@@ -125,6 +130,11 @@ def _provenance(run: RunData, values: PaperValues) -> str:
             [lay.prune(k, d) for d in run.datasets for k in keys],
         ),
         ("Agreement", [lay.agreement()]),
+        (
+            "Labels vs ground truth",
+            [p for k in keys for p in (lay.head_truth(k), lay.labels(k))],
+        ),
+        ("Video retrieval (claim d)", [lay.video(k, d) for k, d in run.video]),
         ("Concept world", [lay.conceptworld_metrics()]),
     ]
     body = "".join(f"<h4>{escape(name)}</h4>{files(paths)}" for name, paths in parts)
@@ -161,13 +171,22 @@ def build_report(
     title: str = "clipconcepts report",
     n_examples: int = 3,
     paper_values: str | Path | None = None,
+    ood_datasets: Sequence[str] = (),
+    concept_pairs: Mapping[str, Sequence[Sequence[str]]] | None = None,
+    video: Sequence[str | Path] = (),
+    claim_margin: float = 0.0,
+    claim_quorum: float = 1.0,
 ) -> Path:
     """Write the report of `run_dir` to `out_html` and its assets to `assets_dir`.
 
     `models`: key (folder name under `run_dir`) -> {"arch", "pretrained", "display"}.
+    The claims section (`claims.evaluate_claims`) uses `ood_datasets` (datasets flagged
+    `ood: true`), `concept_pairs` (dataset -> [[target, unrelated], ...]), `video` (video result
+    files, `{run_dir}/{model}/video/{dataset}.parquet`), `claim_margin` (percentage points) and
+    `claim_quorum` (fraction of testable cases that must hold).
     Missing result files are reported in the page; a malformed one raises `ReportInputError`."""
     values = load_paper_values(paper_values)
-    run = gather_run(run_dir, _model_infos(models, values), list(datasets))
+    run = gather_run(run_dir, _model_infos(models, values), list(datasets), list(video))
     assets = Path(assets_dir)
     assets.mkdir(parents=True, exist_ok=True)
 
@@ -176,6 +195,23 @@ def build_report(
             assets / name,
             page(f"{title}: {heading}", f"<h1>{escape(heading)}</h1>{tables.LEGEND}{fragment}"),
         )
+
+    # claims (shown first)
+    claims = claims_mod.evaluate_claims(
+        run, ood_datasets, concept_pairs, margin=claim_margin, quorum=claim_quorum
+    )
+    claims_body = claims_mod.claims_section_body(claims)
+    standalone("claims.html", "The CCS paper's claims on this run", claims_body)
+    ood_text = ", ".join(dataset_name(d) for d in run.datasets if d in set(ood_datasets))
+    claims_section = _section(
+        "claims",
+        "The CCS paper's claims on this run",
+        "<p>Each verdict is computed from this run's result files by the rule under the claim "
+        "(open a claim for its cases). OOD datasets: "
+        + (escape(ood_text) if ood_text else tables.missing("none flagged"))
+        + ".</p>"
+        + claims_body,
+    )
 
     # CCS@K
     ccs_table = tables.ccs_at_k_table(run, values)
@@ -276,15 +312,22 @@ def build_report(
         metrics = tables.frame_table(run.conceptworld_metrics)
     standalone("conceptworld_metrics.html", "Concept-world CLIP: training metrics", metrics)
     metrics_section = _section("conceptworld", "Concept-world CLIP: training metrics", metrics)
+    truth_body = truth.label_truth_section_body(run, truth.compare_run(run))
+    standalone("label_truth.html", "LLM labels vs ground truth", truth_body)
+    truth_section = _section(
+        "label-truth", "LLM labels vs ground truth (concept world)", truth_body
+    )
 
     body = (
         f"<h1>{escape(title)}</h1>"
+        + claims_section
         + _overview(run, title, values)
         + ccs_section
         + examples_section
         + pruning_section
         + concept_section
         + agreement_section
+        + truth_section
         + metrics_section
         + _provenance(run, values)
     )

@@ -9,7 +9,7 @@ the file and the column.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
@@ -48,6 +48,15 @@ COLUMNS: dict[str, dict[str, pl.DataType]] = {
         "kendall_tau": pl.Float64,
     },
     "conceptworld_metrics": {"family": pl.String, "accuracy": pl.Float64},
+    "head_truth": {
+        "layer": pl.Int16,
+        "head": pl.Int16,
+        "family": pl.String,
+        "score": pl.Float64,
+        "share": pl.Float64,
+        "is_top": pl.Boolean,
+    },
+    "labels": {"layer": pl.Int16, "head": pl.Int16, "label": pl.String, "valid": pl.Boolean},
 }
 
 MAJORITY = "majority"
@@ -78,6 +87,27 @@ class RunLayout:
 
     def conceptworld_metrics(self) -> Path:
         return self.run_dir / "conceptworld" / "model" / "metrics.parquet"
+
+    def head_truth(self, model: str) -> Path:
+        return self.run_dir / model / "head_truth.parquet"
+
+    def labels(self, model: str) -> Path:
+        return self.run_dir / model / "labels.parquet"
+
+    def video(self, model: str, dataset: str) -> Path:
+        return self.run_dir / model / "video" / f"{dataset}.parquet"
+
+    def parse_video(self, path: str | Path) -> tuple[str, str]:
+        """`{run_dir}/{model}/video/{dataset}.parquet` -> (model, dataset)."""
+        path = Path(path)
+        expected = f"{path}: a video result must be {self.video('<model>', '<dataset>')}"
+        try:
+            parts = path.resolve().relative_to(self.run_dir.resolve()).parts
+        except ValueError as err:
+            raise ReportInputError(expected) from err
+        if len(parts) != 3 or parts[1] != "video" or path.suffix != ".parquet":
+            raise ReportInputError(expected)
+        return parts[0], path.stem
 
 
 def read_input(path: Path, kind: str) -> pl.DataFrame | None:
@@ -201,16 +231,38 @@ class RunData:
     prune: dict[tuple[str, str], dict[str, StrategySummary] | None]
     agreement: pl.DataFrame | None
     conceptworld_metrics: pl.DataFrame | None
+    # concept-world ground truth: per model, head_truth and labels (None where absent)
+    head_truth: dict[str, pl.DataFrame | None] = field(default_factory=dict)
+    labels: dict[str, pl.DataFrame | None] = field(default_factory=dict)
+    # video retrieval results in the prune schema, per (model, video dataset) given
+    video: dict[tuple[str, str], dict[str, StrategySummary]] = field(default_factory=dict)
 
 
-def gather_run(run_dir: str | Path, models: list[ModelInfo], datasets: list[str]) -> RunData:
-    """Read (and check) every input the report uses."""
+def gather_run(
+    run_dir: str | Path,
+    models: list[ModelInfo],
+    datasets: list[str],
+    video: list[str | Path] | tuple[str | Path, ...] = (),
+) -> RunData:
+    """Read (and check) every input the report uses. Labels are read only for models with a
+    `head_truth.parquet` (the concept world's); `video` lists video result files, if any."""
     layout = RunLayout(Path(run_dir))
     prune: dict[tuple[str, str], dict[str, StrategySummary] | None] = {}
     for m in models:
         for dataset in datasets:
             frame = read_input(layout.prune(m.key, dataset), "prune")
             prune[m.key, dataset] = None if frame is None else summarise_prune(frame)
+    head_truth = {m.key: read_input(layout.head_truth(m.key), "head_truth") for m in models}
+    labels = {
+        key: read_input(layout.labels(key), "labels") if truth is not None else None
+        for key, truth in head_truth.items()
+    }
+    video_runs: dict[tuple[str, str], dict[str, StrategySummary]] = {}
+    for path in video:
+        frame = read_input(Path(path), "prune")
+        if frame is None:
+            raise ReportInputError(f"{path}: video result file given but absent")
+        video_runs[layout.parse_video(path)] = summarise_prune(frame)
     return RunData(
         layout=layout,
         models=models,
@@ -220,4 +272,7 @@ def gather_run(run_dir: str | Path, models: list[ModelInfo], datasets: list[str]
         prune=prune,
         agreement=read_input(layout.agreement(), "agreement"),
         conceptworld_metrics=read_input(layout.conceptworld_metrics(), "conceptworld_metrics"),
+        head_truth=head_truth,
+        labels=labels,
+        video=video_runs,
     )

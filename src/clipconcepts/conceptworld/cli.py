@@ -1,0 +1,87 @@
+"""The concept world's workflow steps: train its CLIP, write its datasets, find its heads' truth."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+log = logging.getLogger("clipconcepts")
+
+
+def _train_args(p):
+    p.add_argument("--out-dir", required=True)
+    p.add_argument("--steps", type=int, default=1000)
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--eval-images-per-family", type=int, default=1000)
+    p.add_argument("--checkpoint-every", type=int, default=50)
+    p.add_argument("--threads", type=int, default=None)
+
+
+def _train(args):
+    from clipconcepts.conceptworld.train import train_concept_clip
+
+    metrics = train_concept_clip(
+        args.out_dir,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        seed=args.seed,
+        eval_images_per_family=args.eval_images_per_family,
+        threads=args.threads,
+        checkpoint_every=args.checkpoint_every,
+    )
+    log.info("concept-world CLIP zero-shot accuracy per family:\n%s", metrics)
+
+
+def _data_args(p):
+    p.add_argument("--out-dir", required=True)
+    p.add_argument("--n-probe", type=int, default=2000)
+    p.add_argument("--n-per-family", type=int, default=500)
+    p.add_argument("--seed", type=int, default=0)
+
+
+def _data(args):
+    from clipconcepts.conceptworld.datasets import write_datasets
+
+    written = write_datasets(args.out_dir, args.n_probe, args.n_per_family, args.seed)
+    for name, folder in written.items():
+        log.info("concept-world dataset %s -> %s", name, folder)
+
+
+def _head_truth_args(p):
+    p.add_argument("--arch", required=True, help="the concept-world model config (.json)")
+    p.add_argument("--pretrained", required=True, help="its trained checkpoint")
+    p.add_argument("--probe", required=True, help="a concept-world dataset folder (manifest)")
+    p.add_argument("--n-images", type=int, default=2000, help="first N images of the probe set")
+    p.add_argument("--out", required=True)
+
+
+def _head_truth(args):
+    import numpy as np
+    import polars as pl
+    from PIL import Image
+
+    from clipconcepts.conceptworld.groundtruth import head_truth
+    from clipconcepts.conceptworld.model import to_model_input
+    from clipconcepts.io import atomic_path
+    from clipconcepts.models import load_clip
+
+    clip = load_clip(args.arch, args.pretrained)
+    folder = Path(args.probe)
+    paths = pl.read_parquet(folder / "manifest.parquet")["path"].head(args.n_images).to_list()
+    images = np.stack([np.asarray(Image.open(folder / p).convert("RGB")) for p in paths])
+    truth = head_truth(clip, to_model_input(images))
+    with atomic_path(args.out) as tmp:
+        truth.write_parquet(tmp)
+    top = truth.filter("is_top").group_by("family").len().sort("family")
+    log.info("heads per top family (%d images):\n%s", len(images), top)
+
+
+# step name -> (help, add_args(parser), run(args))
+STEPS = {
+    "train-concept-clip": ("train the concept-world CLIP", _train_args, _train),
+    "conceptworld-data": ("write the concept-world datasets", _data_args, _data),
+    "head-truth": ("per head: the family it writes (concept world)", _head_truth_args, _head_truth),
+}

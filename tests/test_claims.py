@@ -1,0 +1,422 @@
+"""The report's claims section (verdicts computed from synthetic prune/ccs Parquet files), the
+LLM labels vs the concept world's ground truth, and the CCS@K figure's title fitting its canvas."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from clipconcepts.ccs import ccs_at_k
+from clipconcepts.cli import build_parser
+from clipconcepts.evaluate.prune import RESULT_SCHEMA
+from clipconcepts.report import ReportInputError, build_report, load_paper_values
+from clipconcepts.report.claims import FAILS, HOLDS, UNTESTABLE, evaluate_claims
+from clipconcepts.report.figures import ccs_at_k_figure
+from clipconcepts.report.inputs import ModelInfo, gather_run
+from clipconcepts.report.truth import NONE, SEVERAL, families_named, label_truth
+from test_report import Node, parse
+
+MODEL = "cw"
+MODELS = {MODEL: {"arch": "conceptworld", "pretrained": None, "display": "CW"}}
+INFOS = [ModelInfo(MODEL, "conceptworld", None, "CW")]
+FAMILIES = ["color", "shape", "position", "size", "background"]
+
+
+# ------------------------------------------------------------------------------- synthetic files
+def write_prune(run: Path, dataset: str, rows: list[tuple[str, int, int, float]], model=MODEL):
+    """A prune file from (strategy, seed, n_heads, top1) rows."""
+    folder = run / model / "prune"
+    folder.mkdir(parents=True, exist_ok=True)
+    frame = pl.DataFrame(
+        {
+            "strategy": [r[0] for r in rows],
+            "seed": [r[1] for r in rows],
+            "heads": [[f"L3.H{i}" for i in range(r[2])] for r in rows],
+            "n_heads": [r[2] for r in rows],
+            "top1": [r[3] for r in rows],
+            "top5": [min(100.0, r[3] + 5) for r in rows],
+            "n_images": [200] * len(rows),
+        },
+        schema=RESULT_SCHEMA,
+    )
+    path = folder / f"{dataset}.parquet"
+    frame.write_parquet(path)
+    return path
+
+
+def base_rows(high=60.0, low=75.0, randoms=(70.0, 72.0, 71.0), n_high=2, n_low=3):
+    rows = [("original", 0, 0, 80.0), ("high", 0, n_high, high), ("low", 0, n_low, low)]
+    rows += [("random", s, n_high, v) for s, v in enumerate(randoms)]
+    return rows
+
+
+def write_ccs(run: Path, scores: list[int], model=MODEL) -> None:
+    """A ccs.parquet (majority judge) with one head per score, layer 3."""
+    rows = [
+        {
+            "layer": 3,
+            "head": h,
+            "label": "color",
+            "judge": "majority",
+            "ccs": s,
+            "n_invalid": 0,
+            "verdicts": [i < s for i in range(5)],
+            "texts": [f"t{i}" for i in range(5)],
+        }
+        for h, s in enumerate(scores)
+    ]
+    schema = {
+        "layer": pl.Int16,
+        "head": pl.Int16,
+        "label": pl.String,
+        "judge": pl.String,
+        "ccs": pl.Int8,
+        "n_invalid": pl.Int8,
+        "verdicts": pl.List(pl.Boolean),
+        "texts": pl.List(pl.String),
+    }
+    frame = pl.DataFrame(rows, schema=schema)
+    (run / model).mkdir(parents=True, exist_ok=True)
+    frame.write_parquet(run / model / "ccs.parquet")
+    ccs_at_k(frame).write_parquet(run / model / "ccs_at_k.parquet")
+
+
+def claims_of(run: Path, datasets, **kwargs):
+    data = gather_run(run, INFOS, list(datasets), kwargs.pop("video", ()))
+    return {c.letter: c for c in evaluate_claims(data, **kwargs)}
+
+
+# ------------------------------------------------------------------------------- claim (a)
+@pytest.mark.parametrize(
+    ("rows", "verdict", "words"),
+    [
+        (base_rows(), HOLDS, ["high 60.00 (2 heads) < random 71.00", "< low 75.00"]),
+        (base_rows(high=71.5), FAILS, ["≮ random 71.00", "< low 75.00"]),  # random wins
+        (base_rows(high=70.0, low=69.0), FAILS, ["< random", "≮ low 69.00"]),  # low wins
+        (base_rows(high=71.0), FAILS, ["≮ random 71.00"]),  # a tie does not hold
+    ],
+)
+def test_high_vs_random_low_verdict(tmp_path, rows, verdict, words):
+    write_prune(tmp_path, "d1", rows)
+    claim = claims_of(tmp_path, ["d1"])["a"]
+    (case,) = claim.cases
+    assert case.verdict == verdict
+    for w in words:
+        assert w in case.text
+    assert claim.verdict == verdict
+    assert case.numbers["n_seeds"] == 3 and case.numbers["random"] == pytest.approx(71.0)
+
+
+def test_margin_turns_a_small_difference_into_does_not_hold(tmp_path):
+    write_prune(tmp_path, "d1", base_rows(high=70.5))  # 0.5 below random
+    assert claims_of(tmp_path, ["d1"])["a"].verdict == HOLDS
+    assert claims_of(tmp_path, ["d1"], margin=1.0)["a"].verdict == FAILS
+
+
+@pytest.mark.parametrize(
+    ("rows", "reason"),
+    [
+        (base_rows(n_high=0, high=80.0), "the high set is empty (no head has CCS = 5)"),
+        (base_rows(n_low=0, low=80.0), "the low set is empty (no head has CCS ≤ 1)"),
+        ([r for r in base_rows() if r[0] != "random"], "no 'random' rows"),
+    ],
+)
+def test_high_vs_random_low_not_testable_says_why(tmp_path, rows, reason):
+    write_prune(tmp_path, "d1", rows)
+    write_ccs(tmp_path, [2, 3, 3])
+    claim = claims_of(tmp_path, ["d1"])["a"]
+    assert claim.verdict == UNTESTABLE and claim.cases[0].verdict == UNTESTABLE
+    assert reason in claim.cases[0].text and reason in claim.summary
+    if "empty" in reason:  # the CCS file says why the set is empty
+        assert "CCS of the analysed heads here: 2–3, over 3 heads" in claim.cases[0].text
+
+
+def test_missing_prune_file_is_not_testable(tmp_path):
+    write_prune(tmp_path, "d1", base_rows())
+    claim = claims_of(tmp_path, ["d1", "d2"])["a"]
+    assert [c.verdict for c in claim.cases] == [HOLDS, UNTESTABLE]
+    assert claim.cases[1].text == "no pruning results"
+    assert claim.verdict == HOLDS
+    assert claim.summary == "holds on 1/1 testable model × dataset cases; 1 not testable " + (
+        "(no pruning results)"
+    )
+
+
+def test_overall_verdict_follows_the_quorum(tmp_path):
+    write_prune(tmp_path, "d1", base_rows())
+    write_prune(tmp_path, "d2", base_rows(high=74.0))
+    claim = claims_of(tmp_path, ["d1", "d2"])["a"]
+    assert [c.verdict for c in claim.cases] == [HOLDS, FAILS]
+    assert claim.verdict == FAILS and claim.summary.startswith("holds on 1/2 testable")
+    assert claims_of(tmp_path, ["d1", "d2"], quorum=0.5)["a"].verdict == HOLDS
+    with pytest.raises(ValueError, match="quorum"):
+        claims_of(tmp_path, ["d1"], quorum=0.0)
+
+
+# ------------------------------------------------------------------------------- claim (b)
+def concept_rows(target: float, unrelated: float, n: int = 2):
+    return [
+        ("original", 0, 0, 80.0),
+        ("concept:color:vs:shape", 0, n, target),
+        ("concept:shape:vs:color", 0, n, unrelated),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("target", "unrelated", "n", "verdict", "words"),
+    [
+        (60.0, 78.0, 2, HOLDS, "color heads pruned 60.00 (2 heads) < shape heads pruned 78.00"),
+        (79.0, 78.0, 2, FAILS, "color heads pruned 79.00 (2 heads) ≮ shape heads pruned 78.00"),
+        (80.0, 80.0, 0, UNTESTABLE, "the concept sets are empty (color: 0 heads, shape: 0 heads"),
+    ],
+)
+def test_concept_specific_verdict(tmp_path, target, unrelated, n, verdict, words):
+    write_prune(tmp_path, "color", concept_rows(target, unrelated, n))
+    claim = claims_of(tmp_path, ["color"], concept_pairs={"color": [["color", "shape"]]})["b"]
+    (case,) = claim.cases
+    assert case.pair == ("color", "shape") and case.verdict == verdict and claim.verdict == verdict
+    assert words in case.text
+    if verdict != UNTESTABLE:
+        assert case.numbers["n_target"] == case.numbers["n_unrelated"] == n
+
+
+def test_concept_specific_not_testable_without_pairs_or_rows(tmp_path):
+    write_prune(tmp_path, "color", base_rows())  # no concept strategies
+    claims = claims_of(tmp_path, ["color"])
+    assert claims["b"].verdict == UNTESTABLE
+    assert "no dataset of this run has concept pairs" in claims["b"].summary
+    claim = claims_of(tmp_path, ["color"], concept_pairs={"color": [["color", "shape"]]})["b"]
+    assert claim.verdict == UNTESTABLE
+    assert "no 'concept:color:vs:shape', 'concept:shape:vs:color' rows" in claim.cases[0].text
+
+
+# ------------------------------------------------------------------------------- claims (c), (d)
+def test_ood_claim_uses_flagged_datasets_only(tmp_path):
+    write_prune(tmp_path, "in", base_rows())
+    write_prune(tmp_path, "out", base_rows(high=76.0))
+    claims = claims_of(tmp_path, ["in", "out"])
+    assert claims["c"].verdict == UNTESTABLE
+    assert "no dataset of this run is flagged ood: true" in claims["c"].summary
+    assert [c.dataset for c in claims["a"].cases] == ["in", "out"]
+    claims = claims_of(tmp_path, ["in", "out"], ood_datasets=["out"])
+    assert [c.dataset for c in claims["a"].cases] == ["in"] and claims["a"].verdict == HOLDS
+    assert [c.dataset for c in claims["c"].cases] == ["out"] and claims["c"].verdict == FAILS
+
+
+def test_ood_claim_not_testable_when_sets_are_empty(tmp_path):
+    write_prune(tmp_path, "out", base_rows(n_high=0, high=80.0))
+    claim = claims_of(tmp_path, ["out"], ood_datasets=["out"])["c"]
+    assert claim.verdict == UNTESTABLE and "the high set is empty" in claim.summary
+
+
+def test_video_claim_follows_its_inputs(tmp_path):
+    write_prune(tmp_path, "d1", base_rows())
+    claim = claims_of(tmp_path, ["d1"])["d"]
+    assert claim.verdict == UNTESTABLE and not claim.cases
+    assert claim.summary.startswith("no video stage: the report was given no video")
+    video = tmp_path / MODEL / "video" / "msrvtt.parquet"
+    video.parent.mkdir(parents=True)
+    rows = base_rows(high=20.0, low=30.0, randoms=(28.0, 29.0))
+    write_prune(tmp_path, "msrvtt", rows).rename(video)  # same schema, top1 = retrieval score
+    claim = claims_of(tmp_path, ["d1"], video=[video])["d"]
+    assert claim.verdict == HOLDS and claim.cases[0].dataset == "msrvtt"
+    assert "retrieval score (%): high 20.00" in claim.cases[0].text
+    elsewhere = tmp_path / "elsewhere.parquet"
+    elsewhere.write_bytes(video.read_bytes())
+    with pytest.raises(ReportInputError, match="video result must be"):
+        claims_of(tmp_path, ["d1"], video=[elsewhere])
+
+
+# ------------------------------------------------------------------------------- labels vs truth
+def write_truth(run: Path, tops: dict[tuple[int, int], str], model=MODEL) -> Path:
+    """head_truth with every family per head; `tops` gives each head's top family."""
+    rows = []
+    for (layer, head), top in tops.items():
+        for f in FAMILIES:
+            score = 5.0 if f == top else 1.0
+            rows.append((layer, head, f, score, score / 9.0, f == top))
+    schema = {
+        "layer": pl.Int16,
+        "head": pl.Int16,
+        "family": pl.String,
+        "score": pl.Float64,
+        "share": pl.Float64,
+        "is_top": pl.Boolean,
+    }
+    (run / model).mkdir(parents=True, exist_ok=True)
+    path = run / model / "head_truth.parquet"
+    pl.DataFrame(rows, schema=schema, orient="row").write_parquet(path)
+    return path
+
+
+def write_labels(run: Path, labels: dict[tuple[int, int], str | None], model=MODEL) -> None:
+    rows = [(layer, head, label, label is not None) for (layer, head), label in labels.items()]
+    schema = {"layer": pl.Int16, "head": pl.Int16, "label": pl.String, "valid": pl.Boolean}
+    pl.DataFrame(rows, schema=schema, orient="row").write_parquet(run / model / "labels.parquet")
+
+
+TOPS = {
+    (0, 0): "color",
+    (0, 1): "color",
+    (0, 2): "shape",
+    (1, 0): "shape",
+    (1, 1): "position",
+    (1, 2): "size",
+    (2, 0): "background",  # layer 2 is not labelled (not analysed)
+}
+LABELS = {
+    (0, 0): "colors",  # a family name in the plural: names color
+    (0, 1): "red objects",  # a lexicon word: names color
+    (0, 2): "color",  # wrong
+    (1, 0): "shape and size",  # several, includes the true one
+    (1, 1): None,  # invalid label: names nothing
+    (1, 2): "Object sizes",  # names size
+}
+
+
+def fake_lexicon(text: str) -> set[str]:
+    return {"color"} if "red" in text.lower().split() else set()
+
+
+def test_families_named():
+    from clipconcepts.conceptworld.lexicon import families_in_text
+
+    assert families_named("colors", FAMILIES) == {"color"}
+    assert families_named("Object sizes and boxes", FAMILIES) == {"size"}
+    assert families_named("red objects", FAMILIES) == set()  # needs the lexicon
+    assert families_named("red objects", FAMILIES, fake_lexicon) == {"color"}
+    assert families_named("Shapes, red", FAMILIES, fake_lexicon) == {"shape", "color"}
+    assert families_named("unclear", FAMILIES, fake_lexicon) == set()
+    assert families_named(None, FAMILIES) == set()
+    # the concept world's own lexicon knows its colour words
+    assert "color" in families_named("red", FAMILIES, families_in_text)
+
+
+def test_label_truth_agreement_and_confusion(tmp_path):
+    path = write_truth(tmp_path, TOPS)
+    write_labels(tmp_path, LABELS)
+    truth = pl.read_parquet(path)
+    labels = pl.read_parquet(tmp_path / MODEL / "labels.parquet")
+    result = label_truth(INFOS[0], truth, labels, path, fake_lexicon)
+    assert result.n_heads == 6 and result.n_without_truth == 0
+    assert result.n_agree == 4 and result.fraction == pytest.approx(4 / 6)
+    confusion = result.confusion()
+    assert confusion.columns == ["family", *FAMILIES, SEVERAL, NONE]
+    counts = {
+        (r["family"], c): r[c]
+        for r in confusion.iter_rows(named=True)
+        for c in confusion.columns[1:]
+    }
+    expected = {
+        ("color", "color"): 2,
+        ("shape", "color"): 1,
+        ("shape", SEVERAL): 1,
+        ("position", NONE): 1,
+        ("size", "size"): 1,
+    }
+    assert {k: v for k, v in counts.items() if v} == expected
+    assert sum(counts.values()) == 6  # background has no labelled head: a row of zeros
+
+
+def test_head_truth_needs_one_top_row_per_head(tmp_path):
+    path = write_truth(tmp_path, TOPS)
+    write_labels(tmp_path, LABELS)
+    truth = pl.read_parquet(path).with_columns(pl.lit(False).alias("is_top"))
+    labels = pl.read_parquet(tmp_path / MODEL / "labels.parquet")
+    with pytest.raises(ReportInputError, match=r"head L0\.H0 has 0 is_top rows"):
+        label_truth(INFOS[0], truth, labels, path)
+
+
+# ------------------------------------------------------------------------------- the page
+def _sections(tree: Node) -> list[str]:
+    return [n.attrs["id"] for n in tree.iter() if n.tag in ("section", "footer")]
+
+
+def test_claims_section_is_first_and_label_truth_shown(tmp_path):
+    run = tmp_path / "results" / "demo"
+    write_prune(run, "color", base_rows() + concept_rows(60.0, 78.0)[1:])
+    write_prune(run, "shape", base_rows(n_high=0, high=80.0))
+    write_ccs(run, [5, 3, 1])
+    write_truth(run, TOPS)
+    write_labels(run, LABELS)
+    out = build_report(
+        run,
+        MODELS,
+        ["color", "shape"],
+        tmp_path / "report.html",
+        tmp_path / "assets",
+        ood_datasets=["shape"],
+        concept_pairs={"color": [["color", "shape"]]},
+    )
+    tree = parse(out.read_text())
+    sections = _sections(tree)
+    assert sections[0] == "claims" and sections[1] == "overview"
+    claims = tree.find_all(id="claims")[0]
+    overall = {
+        n.attrs["data-claim"]: n.attrs["data-verdict"]
+        for n in claims.find_all("span", cls="verdict", overall="true")
+    }
+    assert overall == {"a": HOLDS, "b": HOLDS, "c": UNTESTABLE, "d": UNTESTABLE}
+    (case,) = claims.find_all("span", cls="verdict", claim="c", model=MODEL, dataset="shape")
+    assert case.attrs["data-verdict"] == UNTESTABLE
+    text = claims.text()
+    assert "the high set is empty (no head has CCS = 5)" in text
+    assert "no video stage" in text and "high 60.00 / random 71.00 / low 75.00" in text
+    truth = tree.find_all(id="label-truth")[0]
+    (frac,) = truth.find_all("span", cls="ours", metric="label_truth_agreement")
+    assert frac.text() == f"{4 / 6:.3f}" and frac.attrs["data-n-heads"] == "6"
+    (cell,) = truth.find_all("span", cls="ours", true="shape", labelled=SEVERAL)
+    assert cell.text() == "1"
+    assert (tmp_path / "assets" / "claims.html").exists()
+    assert (tmp_path / "assets" / "label_truth.html").exists()
+
+
+def test_label_truth_without_head_truth_says_so(tmp_path):
+    run = tmp_path / "run"
+    write_prune(run, "d1", base_rows())
+    out = build_report(run, MODELS, ["d1"], tmp_path / "r.html", tmp_path / "a")
+    truth = parse(out.read_text()).find_all(id="label-truth")[0]
+    assert "no head_truth.parquet for any model" in truth.text()
+
+
+def test_cli_passes_claim_options():
+    args = build_parser().parse_args(
+        [
+            "report",
+            "--run-dir",
+            "r",
+            "--models",
+            "{}",
+            "--ood-datasets",
+            "--video",
+            "--concept-pairs",
+            '{"color": [["color", "shape"]]}',
+            "--claim-margin",
+            "0.5",
+            "--out",
+            "o",
+            "--assets-dir",
+            "a",
+        ]
+    )
+    assert args.ood_datasets == [] and args.video == []
+    assert args.concept_pairs == {"color": [["color", "shape"]]} and args.claim_margin == 0.5
+
+
+# ------------------------------------------------------------------------------- figure title
+@pytest.mark.parametrize("n_models", [1, 2])
+def test_ccs_at_k_figure_titles_fit_the_canvas(tmp_path, n_models):
+    infos = [ModelInfo(f"m{i}", "tiny", None, f"model number {i}") for i in range(n_models)]
+    for info in infos:
+        write_ccs(tmp_path, [0, 1, 2, 3, 4, 5], model=info.key)
+    fig = ccs_at_k_figure(gather_run(tmp_path, infos, []), load_paper_values())
+    renderer = fig.canvas.get_renderer()
+    fig.draw(renderer)
+    texts = [fig._suptitle, *(ax.title for ax in fig.axes)]
+    for text in texts:
+        box = text.get_window_extent(renderer)
+        # inside the canvas, with room for a browser font up to 15% wider
+        slack = 0.15 * box.width / 2
+        assert box.x0 - slack >= 0 and box.x1 + slack <= fig.bbox.width, text.get_text()
