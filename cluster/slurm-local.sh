@@ -17,7 +17,9 @@
 set -euo pipefail
 
 STATE=${CLIPCONCEPTS_SLURM_STATE:-/var/lib/clipconcepts-slurm}
+# Elsewhere than /etc/slurm/slurm.conf, SLURM's commands find it only with SLURM_CONF exported.
 CONF=${CLIPCONCEPTS_SLURM_CONF:-/etc/slurm/slurm.conf}
+export SLURM_CONF=$CONF
 MARK="# written by clipconcepts cluster/slurm-local.sh"
 PARTITION=main
 # Memory (MB) kept back for the OS, the daemons and Snakemake itself.
@@ -35,6 +37,19 @@ ours_alive() { # name
 	[[ -s $pidfile ]] || return 1
 	pid=$(<"$pidfile")
 	[[ -d /proc/$pid ]] && [[ $(cat "/proc/$pid/comm" 2>/dev/null) == "$1" ]]
+}
+
+# Pid of a running process with this name, if any (no procps needed).
+pid_of() { # name
+	local comm
+	for comm in /proc/[0-9]*/comm; do
+		if [[ $(cat "$comm" 2>/dev/null) == "$1" ]]; then
+			comm=${comm#/proc/}
+			echo "${comm%/comm}"
+			return 0
+		fi
+	done
+	return 1
 }
 
 installed() { command -v slurmctld >/dev/null && command -v slurmd >/dev/null &&
@@ -155,8 +170,8 @@ start() {
 		return 0
 	fi
 	for other in slurmctld slurmd; do
-		if pgrep -x "$other" >/dev/null && ! ours_alive "$other"; then
-			die "a $other not started by this script is running (pid $(pgrep -x "$other" | head -1))"
+		if pid_of "$other" >/dev/null && ! ours_alive "$other"; then
+			die "a $other not started by this script is running (pid $(pid_of "$other"))"
 		fi
 	done
 	mkdir -p "$STATE/pids"
@@ -216,8 +231,8 @@ status() {
 	for name in munged slurmctld slurmd; do
 		if ours_alive "$name"; then
 			say "$name running (pid $(<"$STATE/pids/$name")), started by this script"
-		elif pgrep -x "$name" >/dev/null; then
-			say "$name running (pid $(pgrep -x "$name" | head -1)), not started by this script"
+		elif pid_of "$name" >/dev/null; then
+			say "$name running (pid $(pid_of "$name")), not started by this script"
 		else
 			say "$name not running"
 		fi

@@ -18,7 +18,7 @@ MODELS = list(config["models"])
 PKG = f"{workflow.basedir}/src/clipconcepts"
 CONCEPTWORLD = f"{RESULTS}/conceptworld"
 # The world's attribute families (conceptworld/world.py; stdlib-free constants, mirrored here).
-CONCEPTWORLD_FAMILIES = ["color", "shape", "position", "background", "texture"]
+CONCEPTWORLD_FAMILIES = ["color", "position", "background", "texture"]
 
 # The rules run the package from this source tree (also inside per-rule conda envs); its module
 # files are rule inputs, so an edit to the code a rule runs reruns that rule. Progress bars

@@ -24,8 +24,8 @@ rule train_concept_clip:
         runtime=runtime(120),
     params:
         out_dir=lambda wildcards, output: Path(output.checkpoint).parent,
-        steps=knob("conceptworld", "train_steps", 1000),
-        batch_size=knob("conceptworld", "train_batch_size", 128),
+        steps=knob("conceptworld", "train_steps", 2200),
+        batch_size=knob("conceptworld", "train_batch_size", 64),
         lr=knob("conceptworld", "lr", 2e-3),
         seed=knob("conceptworld", "seed", 0),
         eval_n=knob("conceptworld", "eval_images_per_family", 1000),

@@ -320,13 +320,19 @@ def test_label_truth_agreement_and_confusion(tmp_path):
     assert sum(counts.values()) == 6  # background has no labelled head: a row of zeros
 
 
-def test_head_truth_needs_one_top_row_per_head(tmp_path):
+def test_head_truth_needs_a_top_row_and_ties_are_left_out(tmp_path):
     path = write_truth(tmp_path, TOPS)
     write_labels(tmp_path, LABELS)
-    truth = pl.read_parquet(path).with_columns(pl.lit(False).alias("is_top"))
     labels = pl.read_parquet(tmp_path / MODEL / "labels.parquet")
+    truth = pl.read_parquet(path)
+    # head L0.H0 ties color with shape (a head writing nothing has every share 0: all top)
+    tie = (pl.col("layer") == 0) & (pl.col("head") == 0) & (pl.col("family") == "shape")
+    tied = truth.with_columns(pl.when(tie).then(True).otherwise(pl.col("is_top")).alias("is_top"))
+    result = label_truth(INFOS[0], tied, labels, path, fake_lexicon)
+    assert result.n_tied == 1 and result.n_heads == 5 and result.n_agree == 3
+    none = truth.with_columns(pl.lit(False).alias("is_top"))
     with pytest.raises(ReportInputError, match=r"head L0\.H0 has 0 is_top rows"):
-        label_truth(INFOS[0], truth, labels, path)
+        label_truth(INFOS[0], none, labels, path)
 
 
 # ------------------------------------------------------------------------------- the page

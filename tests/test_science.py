@@ -32,7 +32,7 @@ from clipconcepts.llm import LLMCache, make_backend
 from clipconcepts.models import load_clip
 from clipconcepts.textspan import textspan
 
-STEPS = 250  # the first 250 steps of the demo's 1,500-step schedule (~35 s on 2 cores)
+STEPS = 250  # the first 250 steps of the demo's 2,200-step schedule (~45 s on 2 cores)
 DEMO = Path(__file__).resolve().parents[1] / "results/demo/conceptworld"
 
 
@@ -42,7 +42,8 @@ def world(tmp_path_factory):
     train_concept_clip(
         root / "model",
         steps=STEPS,
-        schedule_steps=1500,
+        batch_size=64,
+        schedule_steps=2200,
         seed=0,
         eval_images_per_family=100,
         progress=False,
@@ -113,44 +114,48 @@ def _demo(name: str) -> pl.DataFrame:
 
 @pytest.mark.xfail(
     strict=False,
-    reason="finding: demo models have no CCS-5 head; max CCS was 4 (1,500 steps) and 3 (1,000 steps)",
+    reason="finding: the demo model (6 layers x 8 heads, 4 families of 6-9 values) has no CCS-5 "
+    "head: CCS@2 0.25, CCS@3 0.44, CCS@4 0.31 (the first world's 4 x 6 model: max CCS 3-4)",
 )
 def test_demo_concept_consistent_heads_exist():
-    """Issue 4 asks for heads with CCS = 5. Finding on the demo model (4 layers x 6 heads): a
-    head's 5 TEXTSPAN texts rarely stay in one family (its later picks leave a family once the
-    family's few directions are spent), so no head reaches 5; the claim checked is that
-    concept-consistent heads exist, with CCS >= 4."""
+    """Issue 9 asks for >= 2 heads with CCS = 5 and >= 2 with CCS <= 1 in the demo. Finding: the
+    richer world gives every analysed head CCS 2-4, none 5 and none <= 1 (the world was not tuned
+    further to produce them, as the issue asks)."""
     ccs = _demo("ccs.parquet").filter(pl.col("judge") == "majority")
-    assert ccs["ccs"].max() >= 4, ccs.select("layer", "head", "label", "ccs")
+    assert (ccs["ccs"] == 5).sum() >= 2, ccs.select("layer", "head", "label", "ccs")
+    assert (ccs["ccs"] <= 1).sum() >= 2, ccs.select("layer", "head", "label", "ccs")
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="finding: holds for colour but not always for shape (1,000-step demo: shape heads "
-    "pruned 93.8% vs colour heads 87.2% on the shape set); see the report's concept section",
-)
 def test_demo_family_heads_matter_more_than_unrelated_family_heads():
-    """The CCS paper's concept-specific claim (Figures 3-4) on the demo, for every family whose
-    dataset has labelled heads on both sides of its comparison."""
+    """The CCS paper's concept-specific claim (Figures 3-4) on the demo: on each dataset, pruning
+    the target family's labelled heads lowers accuracy more than pruning as many heads of the
+    unrelated family. Measured on the 2,200-step demo: it holds on color, position, texture and
+    both outlined (OOD) sets; on background neither set moves accuracy off 100% (saturated), the
+    one case where the claim cannot show, and the report's verdict says "does not hold"."""
     compared = 0
-    for family in FAMILIES:
-        frame = _demo(f"prune/{family}.parquet").filter(
-            pl.col("strategy").str.starts_with("concept:")
-        )
-        own = frame.filter(pl.col("strategy").str.starts_with(f"concept:{family}:"))
-        unrelated = frame.filter(~pl.col("strategy").str.starts_with(f"concept:{family}:"))
-        if own.is_empty() or own["n_heads"].item() == 0:
+    for path in sorted((DEMO / "prune").glob("*.parquet")):
+        frame = pl.read_parquet(path)
+        original = frame.filter(pl.col("strategy") == "original")["top1"].item()
+        concept = frame.filter(pl.col("strategy").str.starts_with("concept:"))
+        if concept.is_empty() or concept["n_heads"][0] == 0:
             continue
+        row = concept.row(0, named=True)  # the pair's target first, as prune_eval writes it
+        _, target, _, unrelated = row["strategy"].split(":")
+        other = concept.filter(pl.col("strategy") == f"concept:{unrelated}:vs:{target}")
+        if row["top1"] == other["top1"].item() == original:
+            continue  # saturated: neither set changes a single prediction
         compared += 1
-        assert own["top1"].item() <= unrelated["top1"].item(), (family, frame)
-    assert compared >= 2, "too few families with labelled heads to test the claim"
+        assert row["top1"] < other["top1"].item(), (path.stem, frame)
+    if compared == 0 and not (DEMO / "prune").is_dir():
+        pytest.skip(f"no demo output {DEMO / 'prune'}: run `make demo` to check this claim")
+    assert compared >= 2, "too few datasets with labelled heads on both sides to test the claim"
 
 
 def test_demo_high_ccs_heads_matter_more_than_low_and_random():
     """The CCS paper's main claim (Tables 4-6, Figure 2): pruning CCS = 5 heads lowers mean
     accuracy more than pruning CCS <= 1 heads and more than the mean over random seeds. Where the
     world has no head in one of the groups the finding is reported (the report shows the same)."""
-    frames = [_demo(f"prune/{family}.parquet") for family in FAMILIES]
+    frames = [_demo(f"prune/{family}.parquet") for family in FAMILIES]  # in-domain sets
     frame = pl.concat(frames)
     n = dict(frame.group_by("strategy").agg(pl.col("n_heads").max()).iter_rows())
     if not n.get("high") or not n.get("low"):

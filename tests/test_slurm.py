@@ -38,6 +38,9 @@ def _skip_reason() -> str | None:
         return "starting a local SLURM cluster needs root (slurmd starts jobs as their users)"
     if not installed and not shutil.which("apt-get"):
         return "SLURM is not installed and there is no apt-get to install it"
+    conf = Path("/etc/slurm/slurm.conf")
+    if conf.exists() and "cluster/slurm-local.sh" not in conf.read_text():
+        return f"a SLURM cluster is configured here already ({conf}): left alone"
     return None
 
 

@@ -391,19 +391,24 @@ class MomentAccumulator:
             self._mean = torch.zeros(n_heads, dim, **kw)
             self._gram = torch.zeros(n_heads, dim, dim, **kw)
 
-    def add(self, head: int, rows: np.ndarray | torch.Tensor) -> None:
-        """Add a block of rows ``[b, D]`` of head index ``head``."""
+    def add(self, head: int, rows: np.ndarray | torch.Tensor, scale: np.ndarray | None = None):
+        """Add a block of rows ``[b, D]`` of head index ``head``, each first multiplied by its
+        ``scale`` (``[b]``, in float64) if given."""
         b = len(rows)
         if b == 0:
             return
         if self.engine == "numpy":
-            x = np.array(rows, dtype=np.float64)  # a copy: centred in place
+            x = np.array(rows, dtype=np.float64)  # a copy: scaled and centred in place
+            if scale is not None:
+                x *= np.asarray(scale, dtype=np.float64)[:, None]
             block_mean = x.mean(axis=0)
             x -= block_mean
             block_gram = x.T @ x
             outer = np.outer
         else:
             x = torch.as_tensor(rows).to(device=self.device, dtype=torch.float64)
+            if scale is not None:
+                x = x * torch.as_tensor(scale).to(device=self.device, dtype=torch.float64)[:, None]
             block_mean = x.mean(dim=0)
             x = x - block_mean
             block_gram = x.T @ x

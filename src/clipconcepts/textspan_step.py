@@ -29,7 +29,7 @@ import pyarrow.compute as pc
 import torch
 from tqdm import tqdm
 
-from clipconcepts.io import open_dataset, to_numpy, write_table
+from clipconcepts.io import iter_row_groups, open_dataset, to_numpy, write_table
 from clipconcepts.textspan import HeadMoments, MomentAccumulator, textspan_from_moments
 
 log = logging.getLogger(__name__)
@@ -53,8 +53,8 @@ def embedding_norms(paths: Paths) -> tuple[pa.Array, np.ndarray, int]:
     file or its shards. Refuses repeated ids and zero or non-finite norms, naming the image."""
     dataset = open_dataset(paths, "embeddings")
     ids, norms = [], []
-    for batch in dataset.to_batches(columns=["image_id", "embedding"], batch_size=65536):
-        ids.append(batch.column("image_id"))
+    for batch in iter_row_groups(dataset, ["image_id", "embedding"]):
+        ids.extend(batch.column("image_id").chunks)
         values = to_numpy(batch.column("embedding")).astype(np.float64)
         norms.append(np.sqrt(np.einsum("ij,ij->i", values, values)))
     image_ids = pa.chunked_array(ids, pa.string()).combine_chunks()
@@ -79,7 +79,7 @@ def stream_moments(
     device: str | torch.device = "cpu",
     progress: bool = True,
 ) -> tuple[list[tuple[int, int]], int, HeadMoments]:
-    """Each head's moments over the images of a heads dataset, read one record batch at a time.
+    """Each head's moments over the images of a heads dataset, read one row group at a time.
 
     Returns the ``(layer, head)`` keys (sorted), the number of images and the moments (in that
     head order). With ``normalize="embedding_norm"`` every row is divided by its image's embedding
@@ -119,35 +119,28 @@ def stream_moments(
     )
 
     seen: set[str] = set()
-    batches = dataset.to_batches(
-        columns=["image_id", "layer", "head", "contribution"],
-        batch_size=max(1, _BATCH_BYTES // (4 * dim)),
-        batch_readahead=1,
-        fragment_readahead=1,
-    )
+    columns = ["image_id", "layer", "head", "contribution"]
+    rows = max(1, _BATCH_BYTES // (4 * dim))
     with tqdm(total=n_rows, desc="textspan: heads", unit="row", disable=not progress) as bar:
-        for batch in batches:
-            ids = batch.column("image_id")
-            values = to_numpy(batch.column("contribution"))
-            if norms is not None:
-                where = pc.index_in(ids, value_set=emb_ids)
-                if where.null_count:
-                    missing = ids.filter(pc.is_null(where))[0]
-                    raise ValueError(
-                        f"heads {_names(heads)}: image {missing} has no embedding in "
-                        f"{_names(embeddings)} (needed to normalise by its norm)"
-                    )
-                values = values / norms[where.to_numpy()][:, None]
-            seen.update(pc.unique(ids).to_pylist())
-            head_of = np.searchsorted(
-                unique, _codes(batch.column("layer").to_numpy(), batch.column("head").to_numpy())
-            )
-            order = np.argsort(head_of, kind="stable")
-            bounds = np.searchsorted(head_of[order], np.arange(len(keys) + 1))
-            for h in range(len(keys)):
-                if bounds[h + 1] > bounds[h]:
-                    accumulator.add(h, values[order[bounds[h] : bounds[h + 1]]])
-            bar.update(batch.num_rows)
+        for group in iter_row_groups(dataset, columns):
+            for start in range(0, group.num_rows, rows):
+                batch = group.slice(start, rows)
+                ids = batch.column("image_id")
+                seen.update(pc.unique(ids).to_pylist())
+                values, scale = to_numpy(batch.column("contribution")), None
+                if norms is not None:
+                    where = pc.index_in(ids, value_set=emb_ids)
+                    if where.null_count:
+                        missing = ids.filter(pc.is_null(where))[0]
+                        raise ValueError(
+                            f"heads {_names(heads)}: image {missing} has no embedding in "
+                            f"{_names(embeddings)} (needed to normalise by its norm)"
+                        )
+                    scale = 1.0 / norms[where.to_numpy()]
+                layer, head = batch.column("layer").to_numpy(), batch.column("head").to_numpy()
+                head_of = np.searchsorted(unique, _codes(layer, head))
+                _accumulate(accumulator, values, scale, head_of)
+                bar.update(min(rows, group.num_rows - start))
 
     for (layer, head), count in zip(keys, accumulator.counts, strict=True):
         if count != len(seen):
@@ -156,6 +149,17 @@ def stream_moments(
                 f"{len(seen)} images: an image is missing or repeated (a shard written twice?)"
             )
     return keys, len(seen), accumulator.moments()
+
+
+def _accumulate(accumulator: MomentAccumulator, values, scale, head_of: np.ndarray) -> None:
+    """Add a batch's rows ``[b, D]`` (times ``scale`` ``[b]`` unless None) to their heads
+    (``head_of``: each row's head index)."""
+    order = np.argsort(head_of, kind="stable")
+    bounds = np.searchsorted(head_of[order], np.arange(len(accumulator.counts) + 1))
+    for h in range(len(accumulator.counts)):
+        rows = order[bounds[h] : bounds[h + 1]]
+        if len(rows):
+            accumulator.add(h, values[rows], None if scale is None else scale[rows])
 
 
 def _codes(layer: np.ndarray, head: np.ndarray) -> np.ndarray:

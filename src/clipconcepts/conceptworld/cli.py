@@ -10,8 +10,8 @@ log = logging.getLogger("clipconcepts")
 
 def _train_args(p):
     p.add_argument("--out-dir", required=True)
-    p.add_argument("--steps", type=int, default=1000)
-    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--steps", type=int, default=2200)
+    p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--eval-images-per-family", type=int, default=1000)

@@ -1,8 +1,8 @@
 """Seeded, vectorised renderer of concept-world images and their captions.
 
-An image is 48x48 RGB: one object (a shape of one colour, in one cell of a 3x3 grid) on a
-background of one colour and one texture (plain, stripes in three directions, checker, dots). The
-five families are sampled independently and uniformly. Per-image colour jitter
+An image is 48x48 RGB: one object (of one colour, in one cell of a 3x3 grid; its shape is a random
+nuisance) on a background of one colour and one texture (plain, stripes in three directions,
+checker, dots). The four families are sampled independently and uniformly. Per-image colour jitter
 and per-pixel noise keep images from being exact copies, but stay far below the distance
 between palette colours (see `world.OBJECT_RGB`), so every attribute is recoverable from pixels.
 
@@ -29,15 +29,17 @@ from clipconcepts.conceptworld.world import (
 )
 
 IMAGE_SIZE = 48
-# Objects sit in one cell of a 3x3 grid (16 px cells). Half extent of an object (pixels) and how
-# far its size and centre may vary: the largest object stays inside its cell.
-CELL = IMAGE_SIZE // 3
+# Objects sit at one of 3 x 3 grid points, 12 px apart; an object (up to ~21 px across) spans
+# several 8 px patches, and neighbouring positions overlap, so position is read from where the
+# object's patches are, not from which cell holds any colour at all.
+GRID_STEP = IMAGE_SIZE // 4
 CELL_CENTRES = np.array(
-    [[CELL * (c + 0.5), CELL * (r + 0.5)] for r in range(3) for c in range(3)], dtype=np.float32
+    [[GRID_STEP * (c + 1), GRID_STEP * (r + 1)] for r in range(3) for c in range(3)],
+    dtype=np.float32,
 )  # (x, y), y pointing down, indexed like VALUES["position"]
-HALF_SIZE = 5.75
+HALF_SIZE = 9.5  # half extent (pixels), +- SIZE_JITTER per image
 SIZE_JITTER = 0.75
-CENTRE_JITTER = 1.25
+CENTRE_JITTER = 1.0
 OUTLINE_WIDTH = 2  # pixels of an outlined (out-of-domain) object's edge
 TEXTURE_PERIOD = 6  # pixels per stripe/dot period (not a divisor of the 8 px patch)
 COLOR_JITTER = 12.0  # uniform +- per channel, per image, for object and background separately
@@ -49,7 +51,6 @@ PIXEL_NOISE_STD = 6.0
 # for every family, 0.93 after 400 steps with lower rates for the easy families).
 MENTION_PROB: dict[str, float] = {
     "color": 0.5,
-    "shape": 0.9,
     "position": 0.9,
     "background": 0.4,
     "texture": 0.7,
@@ -131,9 +132,10 @@ def render(attrs: dict[str, np.ndarray], rng: np.random.Generator, style: str = 
     coords = np.arange(IMAGE_SIZE, dtype=np.float32) + 0.5  # pixel centres
     dx = coords[None, None, :] - centre[:, 0, None, None]  # [n, 1, W]
     dy = coords[None, :, None] - centre[:, 1, None, None]  # [n, H, 1]
+    shapes = rng.integers(0, len(_SHAPES), size=n)  # a nuisance: shapes are never named
     mask = np.zeros((n, IMAGE_SIZE, IMAGE_SIZE), dtype=bool)
     for shape_index, draw in enumerate(_SHAPES):
-        sel = attrs["shape"] == shape_index
+        sel = shapes == shape_index
         if sel.any():
             mask[sel] = draw(dx[sel], dy[sel], half[sel, None, None])
     if style == "outlined":
@@ -211,12 +213,10 @@ def _diamond(dx: np.ndarray, dy: np.ndarray, r: np.ndarray) -> np.ndarray:
     return np.abs(dx) + np.abs(dy) <= 1.1 * r
 
 
-_SHAPES = (_circle, _square, _triangle, _cross, _ring, _diamond)  # indexed like VALUES["shape"]
-assert len(_SHAPES) == len(VALUES["shape"])
+_SHAPES = (_circle, _square, _triangle, _cross, _ring, _diamond)
 
-# Caption grammar. A caption is a subject ("a red circle") plus optional position and background
-# phrases ("on a dotted teal background"), in one of several orders; the subject's noun is a
-# shape word when the shape is mentioned and a neutral noun otherwise.
+# Caption grammar. A caption is a subject ("a red object") plus optional position and background
+# phrases ("on a dotted teal background"), in one of several orders.
 _NEUTRAL_NOUNS = ("object", "shape", "thing")
 _POSITION_PHRASES = ("at the {}", "in the {}")
 _BACKGROUND_PREPOSITIONS = ("on", "against", "with")
@@ -257,15 +257,12 @@ def make_captions(
 
 
 def _subject(m: dict[str, bool], word, c: np.ndarray) -> str:
-    if m["color"] and not m["shape"] and c[0] % 5 == 0:
+    if m["color"] and c[0] % 5 == 0:
         return f"something {word('color', 0)}"
-    if not (m["color"] or m["shape"]) and c[0] % 3 == 0:
+    if not m["color"] and c[0] % 3 == 0:
         return "a scene"
-    words = []
-    if m["color"]:
-        words.append(word("color", 0))
-    words.append(word("shape", c[2]) if m["shape"] else _NEUTRAL_NOUNS[c[2] % 3])
-    return _with_article(" ".join(words))
+    noun = _NEUTRAL_NOUNS[c[2] % len(_NEUTRAL_NOUNS)]
+    return _with_article(f"{word('color', 0)} {noun}" if m["color"] else noun)
 
 
 def _arrange(phrases: list[str], order: int, prefix: int) -> str:

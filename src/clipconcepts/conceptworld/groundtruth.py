@@ -65,7 +65,7 @@ def _subspace_variance(contributions: torch.Tensor, basis: torch.Tensor) -> torc
 def head_truth(clip, images: torch.Tensor, batch_size: int = 500) -> pl.DataFrame:
     """Per head and family: the variance the head writes inside the family's subspace (`score`)
     and its share of the head's total contribution variance (`share`, in [0, 1]); `is_top` marks
-    each head's family of largest share. Columns: layer, head, family, score, share, is_top."""
+    each head's one family of largest share. Columns: layer, head, family, score, share, is_top."""
     layers = list(range(clip.n_layers))
     bases = {family: family_basis(clip, family) for family in FAMILIES}
     parts = [
@@ -94,8 +94,10 @@ def head_truth(clip, images: torch.Tensor, batch_size: int = 500) -> pl.DataFram
         },
         orient="row",
     )
-    top = pl.col("share") == pl.col("share").max().over("layer", "head")
-    return frame.with_columns(is_top=top).sort("layer", "head", "family")
+    frame = frame.sort("layer", "head", "family")
+    # one top family per head (ties, which need identical shares, go to the first family)
+    top = pl.col("share").rank("ordinal", descending=True).over("layer", "head") == 1
+    return frame.with_columns(is_top=top)
 
 
 def top_heads(scores: torch.Tensor, k: int) -> list[Head]:

@@ -13,12 +13,11 @@ from functools import cache
 from clipconcepts.conceptworld.world import FAMILIES, SYNONYMS
 
 # Words that name a family without naming a value
-# ("the color red", "a plus shape", "a striped backdrop", ...). "background" and "backdrop" name no
+# ("the color red", "the upper corner", "a striped backdrop", ...). "background" and "backdrop" name no
 # family: background colours and textures are both said of a background.
 _FAMILY_WORDS: dict[str, tuple[str, ...]] = {
     "color": ("color", "colour", "colored", "coloured"),
-    "shape": ("round", "box", "triangular", "plus", "hollow"),
-    "position": ("top", "bottom", "upper", "lower", "left", "right", "corner", "centre"),
+    "position": ("top", "bottom", "upper", "lower", "left", "right", "corner", "middle"),
     "background": (),
     "texture": (
         "texture",

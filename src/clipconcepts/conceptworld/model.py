@@ -36,7 +36,7 @@ MODEL_CONFIG: dict = {
         "width": 64,
         "head_width": 8,
         "layers": 6,
-        "mlp_ratio": 4.0,
+        "mlp_ratio": 2.0,
         "pos_embed_type": "sin_cos_2d",
     },
     "text_cfg": {

@@ -13,7 +13,7 @@ import polars as pl
 
 from clipconcepts.conceptworld.world import FAMILIES, SYNONYMS, n_values
 
-TEXTS_PER_FAMILY = 72  # divisible by every family's number of values (8, 6, 9, 6, 6)
+TEXTS_PER_FAMILY = 72  # divisible by every family's number of values (8, 9, 6, 6)
 
 # Phrasings per family; "{}" takes a value word (canonical name or synonym). A family needs
 # phrasings x synonyms >= TEXTS_PER_FAMILY / values distinct texts per value.
@@ -29,16 +29,6 @@ _PHRASINGS: dict[str, tuple[str, ...]] = {
         "an image of a {} object",
         "a picture of something {}",
         "a {} item",
-    ),
-    "shape": (
-        "a {}",
-        "a photo of a {}",
-        "an image of a {}",
-        "a single {}",
-        "a simple {}",
-        "a picture of a {}",
-        "one {}",
-        "a {} on its own",
     ),
     "position": (
         "an object at the {}",

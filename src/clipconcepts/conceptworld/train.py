@@ -60,8 +60,8 @@ METRICS_SCHEMA = {
 
 def train_concept_clip(
     out_dir: str | Path,
-    steps: int = 1000,
-    batch_size: int = 128,
+    steps: int = 2200,
+    batch_size: int = 64,
     lr: float = 2e-3,
     seed: int = 0,
     eval_images_per_family: int = 1000,

@@ -72,6 +72,7 @@ class LabelTruth:
     families: list[str]  # true families in head_truth order
     n_without_truth: int  # labelled heads absent from head_truth (left out)
     matcher: str
+    n_tied: int = 0  # labelled heads whose top family is tied in head_truth (left out)
 
     @property
     def n_heads(self) -> int:
@@ -101,19 +102,24 @@ class LabelTruth:
         )
 
 
-def true_families(truth: pl.DataFrame, path: Path | str = "head_truth") -> pl.DataFrame:
-    """`layer, head, family, share` of each head's `is_top` row; a head without exactly one
-    such row raises `ReportInputError`."""
-    top = truth.filter(pl.col("is_top"))
+def true_families(
+    truth: pl.DataFrame, path: Path | str = "head_truth"
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(`layer, head, family, share` of each head's single `is_top` row, `layer, head` of the
+    heads with several `is_top` rows: a tie, so no single true family). A head without an
+    `is_top` row raises `ReportInputError`."""
     per_head = truth.group_by("layer", "head").agg(pl.col("is_top").sum().alias("n_top"))
-    bad = per_head.filter(pl.col("n_top") != 1).sort("layer", "head")
+    bad = per_head.filter(pl.col("n_top") == 0).sort("layer", "head")
     if bad.height:
         r = bad.row(0, named=True)
         raise ReportInputError(
-            f"{path}: head L{r['layer']}.H{r['head']} has {r['n_top']} is_top rows, expected 1 "
+            f"{path}: head L{r['layer']}.H{r['head']} has 0 is_top rows, expected 1 "
             f"({bad.height} such heads)"
         )
-    return top.select("layer", "head", "family", "share")
+    single = per_head.filter(pl.col("n_top") == 1).select("layer", "head")
+    top = truth.filter(pl.col("is_top")).join(single, on=["layer", "head"], how="semi")
+    tied = per_head.filter(pl.col("n_top") > 1).select("layer", "head")
+    return top.select("layer", "head", "family", "share"), tied
 
 
 def label_truth(
@@ -126,7 +132,7 @@ def label_truth(
 ) -> LabelTruth:
     """Compare a model's labels (`labels.parquet`) with its head_truth; heads = labelled heads."""
     families = list(dict.fromkeys(truth["family"].to_list()))
-    top = true_families(truth, truth_path)
+    top, tied = true_families(truth, truth_path)
     dup = labels.group_by("layer", "head").len().filter(pl.col("len") > 1)
     if dup.height:
         r = dup.row(0, named=True)
@@ -135,7 +141,8 @@ def label_truth(
         pl.when(pl.col("valid")).then(pl.col("label")).otherwise(None).alias("label")
     ).select("layer", "head", "label")
     joined = labels.join(top, on=["layer", "head"], how="inner").sort("layer", "head")
-    n_without = labels.height - joined.height
+    n_tied = labels.join(tied, on=["layer", "head"], how="semi").height
+    n_without = labels.height - joined.height - n_tied
     named, labelled, agrees = [], [], []
     for label, family in joined.select("label", "family").rows():
         found = families_named(label, families, lexicon)
@@ -147,7 +154,7 @@ def label_truth(
         pl.Series("labelled", labelled, dtype=pl.String),
         pl.Series("agrees", agrees, dtype=pl.Boolean),
     )
-    return LabelTruth(model, heads, families, n_without, matcher)
+    return LabelTruth(model, heads, families, n_without, matcher, n_tied)
 
 
 def compare_run(run) -> dict[str, LabelTruth]:
@@ -234,6 +241,8 @@ def label_truth_section_body(run, results: dict[str, LabelTruth]) -> str:
         note += f"; {n_several} of them by a label naming several families)." if n_several else ")."
         if result.n_without_truth:
             note += f" {result.n_without_truth} labelled heads have no ground truth (left out)."
+        if result.n_tied:
+            note += f" {result.n_tied} labelled heads have tied top families (left out)."
         note += f" Labels matched with {escape(result.matcher)}."
         parts.append(f"<p>{note}</p>" + _confusion_table(result))
         parts.append(f"<details><summary>every head</summary>{_heads_table(result)}</details>")
