@@ -4,6 +4,7 @@ is submitted, with the closest valid names."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -20,13 +21,20 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_registry_matches_open_clip():
-    """The file-read registry is exactly what open_clip itself lists."""
-    import open_clip
-
+    """The file-read registry is exactly what open_clip itself lists, asked in a fresh process
+    (other tests register model configs of their own with open_clip, a process-wide registry)."""
+    code = (
+        "import json, open_clip; "
+        "print(json.dumps([open_clip.list_models(), open_clip.list_pretrained()]))"
+    )
+    listed = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    open_clip_models, open_clip_pretrained = json.loads(listed.strip().splitlines()[-1])
     models, tags = registry.registry()
-    assert models == open_clip.list_models()
+    assert models == open_clip_models
     expected: dict[str, list[str]] = {}
-    for model, tag in open_clip.list_pretrained():
+    for model, tag in open_clip_pretrained:
         expected.setdefault(model, []).append(tag)
     assert tags == expected
 

@@ -156,6 +156,13 @@ def test_missing_embedding_names_the_image(tmp_path):
             tmp_path / "out.parquet",
         )
     assert main(argv) == 1 and not (tmp_path / "out.parquet").exists()
+    # an image twice in the embeddings, and normalisation without embeddings
+    twice = [*ids[:-1], ids[0]]
+    _write_embeddings(tmp_path / "twice.parquet", embedding, twice)
+    with pytest.raises(ValueError, match="image img00000 appears more than once"):
+        run_textspan(tmp_path / "heads.parquet", tmp_path / "twice.parquet", *argv[-3::2])
+    with pytest.raises(ValueError, match="needs the embeddings"):
+        run_textspan(tmp_path / "heads.parquet", None, *argv[-3::2])
 
 
 def test_shards_read_as_one_dataset_and_a_repeated_shard_is_named(tmp_path):

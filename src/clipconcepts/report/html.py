@@ -89,7 +89,9 @@ Paper: {escape(values.title)}.</p>
 this run's numbers and a verdict computed from the result files.</li>
 <li><a href="#ccs-at-k">CCS@K</a>: for each model, the fraction of analysed heads (last layers)
 whose concept consistency score is K, i.e. K of the head's 5 TEXTSPAN texts fit the label an LLM
-gave it (paper Table 3).</li>
+gave it (paper Table 3). TEXTSPAN runs, as in the reference code, on each image's head
+contributions divided by the norm of that image's embedding (unless the config sets
+<code>textspan.normalize: none</code>).</li>
 <li><a href="#examples">Examples</a>: heads with high (5), moderate (3) and low (&le; 1) CCS,
 their label and their 5 texts, ✓ where the judge says a text fits (paper Table 1).</li>
 <li><a href="#pruning">Pruning</a>: zero-shot top-1 accuracy (%) per dataset, unpruned and
