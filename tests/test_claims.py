@@ -14,7 +14,7 @@ from clipconcepts.evaluate.prune import RESULT_SCHEMA
 from clipconcepts.report import ReportInputError, build_report, load_paper_values
 from clipconcepts.report.claims import FAILS, HOLDS, UNTESTABLE, evaluate_claims
 from clipconcepts.report.figures import ccs_at_k_figure
-from clipconcepts.report.inputs import ModelInfo, gather_run
+from clipconcepts.report.inputs import COLUMNS, ModelInfo, gather_run
 from clipconcepts.report.truth import NONE, SEVERAL, families_named, label_truth
 from test_report import Node, parse
 
@@ -67,16 +67,7 @@ def write_ccs(run: Path, scores: list[int], model=MODEL) -> None:
         }
         for h, s in enumerate(scores)
     ]
-    schema = {
-        "layer": pl.Int16,
-        "head": pl.Int16,
-        "label": pl.String,
-        "judge": pl.String,
-        "ccs": pl.Int8,
-        "n_invalid": pl.Int8,
-        "verdicts": pl.List(pl.Boolean),
-        "texts": pl.List(pl.String),
-    }
+    schema = COLUMNS["ccs"]
     frame = pl.DataFrame(rows, schema=schema)
     (run / model).mkdir(parents=True, exist_ok=True)
     frame.write_parquet(run / model / "ccs.parquet")
@@ -237,14 +228,7 @@ def write_truth(run: Path, tops: dict[tuple[int, int], str], model=MODEL) -> Pat
         for f in FAMILIES:
             score = 5.0 if f == top else 1.0
             rows.append((layer, head, f, score, score / 9.0, f == top))
-    schema = {
-        "layer": pl.Int16,
-        "head": pl.Int16,
-        "family": pl.String,
-        "score": pl.Float64,
-        "share": pl.Float64,
-        "is_top": pl.Boolean,
-    }
+    schema = COLUMNS["head_truth"]
     (run / model).mkdir(parents=True, exist_ok=True)
     path = run / model / "head_truth.parquet"
     pl.DataFrame(rows, schema=schema, orient="row").write_parquet(path)
