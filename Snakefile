@@ -15,6 +15,7 @@ wildcard_constraints:
     model="|".join(map(re.escape, MODELS)),
     dataset="|".join(map(re.escape, config.get("datasets") or {})) or "NONE",
     run=RUN,
+    mutual_set="|".join(map(re.escape, MUTUAL_SETS)) or "NONE",
 
 
 include: "rules/conceptworld.smk"
@@ -22,6 +23,7 @@ include: "rules/extract.smk"
 include: "rules/textspan.smk"
 include: "rules/llm.smk"
 include: "rules/prune.smk"
+include: "rules/mutual.smk"
 include: "rules/report.smk"
 
 

@@ -255,6 +255,7 @@ def all_targets():
     )
     if knob("agreement", "sheet", None):
         targets.append(f"{RESULTS}/agreement/agreement.parquet")
+    targets += mutual_outputs("summary") + mutual_outputs("truth")
     targets.append(f"{RESULTS}/report.html")
     return targets
 
@@ -303,3 +304,96 @@ def conceptworld_models():
 def ood_datasets():
     """Datasets flagged `ood: true`: the report tests the paper's OOD claim on them."""
     return [key for key, spec in section("datasets").items() if spec.get("ood", False)]
+
+
+# Mutual knowledge (rules/mutual.smk): its own datasets (ImageNet val in the paper's setup), on
+# the models of `mutual.models` (all when unset). Its wildcard is `mutual_set`.
+MUTUAL_SETS = list(knob("mutual", "datasets", {}) or {})
+
+
+def mutual_models():
+    chosen = knob("mutual", "models", None)
+    if not MUTUAL_SETS:
+        return []
+    if chosen is None:
+        chosen = MODELS
+    unknown = [m for m in chosen if m not in config["models"]]
+    if unknown:
+        raise ValueError(
+            f"config key mutual.models names {', '.join(unknown)}, not in models "
+            f"({', '.join(MODELS)})"
+        )
+    chosen = list(chosen)
+    # the per-image path reads ViT patch tokens; other towers come with a later issue
+    for key in chosen:
+        arch = config["models"][key]["arch"]
+        if arch.lower().startswith(("rn", "convnext", "timm-", "hf-hub:")):
+            raise ValueError(
+                f"config key mutual.models: model {key} ({arch}) is not a ViT; the mutual "
+                "stage supports ViT towers only for now (drop it from mutual.models)"
+            )
+    return chosen
+
+
+def mutual_set_spec(wildcards):
+    """A mutual dataset's entry as JSON (concept-world sets point at the generated data)."""
+    spec = dict(section("mutual")["datasets"][wildcards.mutual_set])
+    if spec["kind"] == "conceptworld":
+        spec.setdefault("root", conceptworld_folder(spec))
+    return json.dumps(spec, sort_keys=True)
+
+
+def mutual_set_files(wildcards):
+    spec = section("mutual")["datasets"][wildcards.mutual_set]
+    if spec["kind"] == "conceptworld":
+        return [f"{conceptworld_folder(spec)}/manifest.parquet"]
+    return []
+
+
+def mutual_descriptor_backend():
+    name = knob("mutual", "descriptors", {}).get("backend") or config["llm"]["labeller"]
+    return llm_backend_spec(name)
+
+
+def mutual_settings():
+    """The per-image knobs as one JSON param (explain.MutualSettings' fields)."""
+    keys = {
+        "features": ("features", "tokens"),
+        "foreground_components": ("foreground_components", 3),
+        "n_concepts": ("concepts", 5),
+        "methods": ("methods", ["pca", "kmeans"]),
+        "kmeans_iterations": ("kmeans_iterations", 500),
+        "seed": ("seed", 0),
+        "top_k": ("top_k", 500),
+        "relevance_offset": ("relevance_offset", 0.02),
+        "sinkhorn_scale": ("sinkhorn_scale", 2.5),
+        "sinkhorn_iterations": ("sinkhorn_iterations", 1000),
+        "per_concept": ("per_concept", 3),
+        "top_u": ("top_u", 50),
+        "text_side": ("text_side", "predicted"),
+        "mi_form": ("mi_form", "eq9"),
+        "batch_size": ("batch_size", 256),
+    }
+    return json.dumps(
+        {field: knob("mutual", key, default) for field, (key, default) in keys.items()},
+        sort_keys=True,
+    )
+
+
+def mutual_outputs(kind):
+    """Every model x mutual set's `kind` file (images | summary | truth: concept world only)."""
+    models = mutual_models()
+    if kind == "truth":
+        models = [m for m in models if m in conceptworld_models()]
+        sets = [
+            s
+            for s in MUTUAL_SETS
+            if section("mutual")["datasets"][s]["kind"] == "conceptworld"
+        ]
+    else:
+        sets = MUTUAL_SETS
+    return expand(
+        f"{RESULTS}/{{model}}/mutual/{{mutual_set}}/{kind}.parquet",
+        model=models,
+        mutual_set=sets,
+    )

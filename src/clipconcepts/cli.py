@@ -14,6 +14,7 @@ import sys
 from collections.abc import Callable
 
 from clipconcepts.conceptworld import cli as conceptworld_cli
+from clipconcepts.mutual import cli as mutual_cli
 
 log = logging.getLogger("clipconcepts")
 
@@ -146,10 +147,13 @@ def _resolve_lexicon(name: str | None) -> dict[str, str] | None:
 
 def _backend(spec: dict):
     from clipconcepts.llm import make_backend
+    from clipconcepts.mutual.descriptors import offline_descriptors
 
     spec = dict(spec)
-    lexicon = _resolve_lexicon(spec.pop("lexicon", None)) if spec["backend"] == "offline" else None
-    return make_backend(spec, lexicon=lexicon)
+    if spec.get("backend") != "offline":
+        return make_backend(spec)
+    name = spec.pop("lexicon", None)
+    return make_backend(spec, _resolve_lexicon(name), offline_descriptors(name))
 
 
 def _textbank_args(p):
@@ -556,6 +560,7 @@ STEPS: dict[str, tuple[str, Callable, Callable]] = {
 
 # Stages that own their sub-commands beside their code.
 STEPS.update(conceptworld_cli.STEPS)
+STEPS.update(mutual_cli.STEPS)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -3,8 +3,9 @@ time, so a dry run fails too): a typo must not wait for its cluster job to surfa
 
 - every open_clip model name and pretrained tag (models/registry.py: the closest valid names, as
   `load_clip` gives them, in ~30 ms and without importing open_clip or torch);
-- every data root (probe.root, datasets.*.root) that exists on this machine: a file where a
-  folder is expected, an empty folder, an image folder without class sub-folders. A root that
+- every data root (probe.root, datasets.*.root, mutual.datasets.*.root) that exists on this
+  machine: a file where a folder is expected, an empty folder, an image folder without class
+  sub-folders, an ImageNet root with neither its tars nor val/<wnid>/ folders. A root that
   does not exist here is only reported: compute nodes may mount paths the submitting machine
   lacks.
 
@@ -22,6 +23,7 @@ _HERE = Path(__file__).resolve().parent
 # kinds read as <root>/<class>/<image>
 _CLASS_FOLDER_KINDS = {"imagefolder"}
 _WNID_KINDS = {"imagenet-a", "imagenet-r"}
+_IMAGENET_ARCHIVES = ("ILSVRC2012_img_val.tar", "ILSVRC2012_devkit_t12.tar.gz")
 
 
 def _registry():
@@ -73,6 +75,39 @@ def check_root(where: str, kind: str, root: str, download: bool = False) -> str 
         inner = path / kind if (path / kind).is_dir() else path
         if not any(p.name.startswith("n") and p.name[1:].isdigit() for p in _subfolders(inner)):
             return f"{where}: {root} holds neither {kind}/ nor <wnid>/ folders (e.g. n01498041/)"
+    if kind == "imagenet":
+        return _check_imagenet(where, path)
+    return None
+
+
+def _wnid_names(folder: Path) -> list[str]:
+    if not folder.is_dir():
+        return []
+    return [p.name for p in _subfolders(folder) if p.name[:1] == "n" and p.name[1:].isdigit()]
+
+
+def _check_imagenet(where: str, root: Path) -> str | None:
+    """ImageNet-1k val (data/imagenet.py): the release tars, or val/<wnid>/ or <wnid>/ folders
+    whose WordNet ids are all among the 1,000."""
+    found = _wnid_names(root / "val") or _wnid_names(root)
+    if not found:
+        tars = [name for name in _IMAGENET_ARCHIVES if (root / name).is_file()]
+        if len(tars) == len(_IMAGENET_ARCHIVES):
+            return None  # sorted into val/<wnid>/ by torchvision on first use
+        if tars:
+            missing = sorted(set(_IMAGENET_ARCHIVES) - set(tars))
+            return f"{where}: {root} has {tars[0]} but not {missing[0]} (both are needed)"
+        return (
+            f"{where}: {root} holds neither {' + '.join(_IMAGENET_ARCHIVES)} nor val/<wnid>/ or "
+            "<wnid>/ folders (e.g. n01440764/)"
+        )
+    wnids = set((_HERE / "data" / "imagenet_wnids.txt").read_text().split())
+    foreign = sorted(set(found) - wnids)
+    if foreign:
+        return (
+            f"{where}: {root} is not ImageNet-1k val: {len(foreign)} WordNet-id folder(s) are "
+            f"not among its 1,000 classes (e.g. {', '.join(foreign[:3])})"
+        )
     return None
 
 
@@ -82,11 +117,16 @@ def check_roots(config: dict) -> tuple[list[str], list[str]]:
     probe = config.get("probe") or {}
     if probe.get("kind") not in (None, "conceptworld") and probe.get("root"):
         roots.append(("probe.root", probe["kind"], probe["root"], False))
-    for name, spec in (config.get("datasets") or {}).items():
-        if spec.get("kind") != "conceptworld" and spec.get("root"):
-            roots.append(
-                (f"datasets.{name}.root", spec["kind"], spec["root"], bool(spec.get("download")))
-            )
+    sections = [("datasets", config.get("datasets"))]
+    mutual = config.get("mutual")
+    sections.append(
+        ("mutual.datasets", mutual.get("datasets") if isinstance(mutual, dict) else None)
+    )
+    for section, datasets in sections:
+        for name, spec in (datasets if isinstance(datasets, dict) else {}).items():
+            if isinstance(spec, dict) and spec.get("kind") != "conceptworld" and spec.get("root"):
+                where, download = f"{section}.{name}.root", bool(spec.get("download"))
+                roots.append((where, spec.get("kind"), spec["root"], download))
     problems, missing = [], []
     for where, kind, root, download in roots:
         if not Path(root).expanduser().exists():

@@ -24,6 +24,8 @@ _EXPORTS = {
     "families_in_text": "lexicon",
     "conceptworld_textbank": "textbank",
     "write_textbank": "textbank",
+    "conceptworld_descriptors": "descriptors",
+    "value_of": "descriptors",
     "train_concept_clip": "train",
     "write_datasets": "datasets",
 }

@@ -9,6 +9,8 @@
   subsets the CCS authors used for their concept-specific runs;
 - `imagenet-a`, `imagenet-r`: the released folders over their 200 classes, as the tars extract
   (`root/imagenet-a/<wnid>/<image>`) or that inner folder itself (`root/<wnid>/<image>`);
+- `imagenet`: ImageNet-1k val, from the release tars or `root/[val/]<wnid>/` folders, standard
+  0..999 labels (`clipconcepts.data.imagenet`);
 - `imagefolder`: `root/<class>/<image>`, class names from a `classes.json` or the folder names;
 - `manifest` / `conceptworld`: a folder with `manifest.parquet` (`image_id`, `path`, `label`) and
   `classes.json` (`{"classnames": [...], "templates": [...]}`), the concept world's format.
@@ -108,6 +110,10 @@ def _data_file(name: str) -> dict:
 
 def classnames_of(kind: str) -> list[str]:
     """Display class names of a built-in dataset, in label order."""
+    if kind == "imagenet":  # OpenAI's 1,000 names, read from open_clip
+        from clipconcepts.data.imagenet import imagenet_classnames
+
+        return imagenet_classnames()
     names = _data_file("zeroshot_classnames.json")
     if kind in ("cifar10-objects", "cifar10-animals"):
         return [names["cifar10"][i] for i in CIFAR10_SUBSETS[kind]]
@@ -120,6 +126,10 @@ def classnames_of(kind: str) -> list[str]:
 
 def class_keys_of(kind: str) -> list[str]:
     """The folder names (ISO codes, WordNet ids) that label a built-in dataset's classes."""
+    if kind == "imagenet":
+        from clipconcepts.data.imagenet import imagenet_wnids
+
+        return list(imagenet_wnids())
     value = _data_file("zeroshot_classnames.json")[kind]
     if not isinstance(value, dict):
         raise KeyError(f"dataset {kind!r} has no class keys")
@@ -127,7 +137,7 @@ def class_keys_of(kind: str) -> list[str]:
 
 
 def template_sets() -> dict[str, list[str]]:
-    """Named template sets (`cifar18`, `food1`, `country5`, `imagenet80`, `pets1`)."""
+    """Named template sets (`cifar18`, `food1`, `country5`, `imagenet80`, `pets1`, `mutual8`)."""
     return {k: list(v) for k, v in _data_file("zeroshot_templates.json")["sets"].items()}
 
 
@@ -177,6 +187,9 @@ HOW_TO = {
     "pets": "the 'oxford-iiit-pet' folder (images/, annotations/) from the Oxford-IIIT Pet release",
     "imagenet-a": "the extracted imagenet-a.tar (200 <wnid> folders) from Hendrycks et al.",
     "imagenet-r": "the extracted imagenet-r.tar (200 <wnid> folders) from Hendrycks et al.",
+    "imagenet": "ImageNet-1k val: ILSVRC2012_img_val.tar + ILSVRC2012_devkit_t12.tar.gz (sorted "
+    "into val/<wnid>/ on first use; the folder must be writable), or the images already sorted "
+    "into val/<wnid>/ or <wnid>/ folders (as valprep.sh leaves them)",
 }
 
 
@@ -449,7 +462,7 @@ def _build_clip_benchmark(
         raise ImportError(
             "backend 'clip_benchmark' needs the optional package: pip install clip-benchmark"
         ) from err
-    if kind in CIFAR10_SUBSETS or kind not in HOW_TO:
+    if kind in CIFAR10_SUBSETS or kind not in HOW_TO or kind == "imagenet":
         raise ValueError(f"backend 'clip_benchmark' does not build dataset {kind!r}")
     if kind in ("imagenet-a", "imagenet-r"):
         # clip_benchmark reads ImageNet-A/R with an ImageFolder on `root` (and downloads with
@@ -491,6 +504,12 @@ def _labelled_folders(ds, kind: str) -> list[str]:
 
 
 # ---------------------------------------------------------------------------- registry
+def _build_imagenet(kind, root, transform, **options) -> ZeroShotDataset:
+    from clipconcepts.data.imagenet import build_imagenet  # imports this module
+
+    return build_imagenet(kind, root, transform, **options)
+
+
 Builder = Callable[..., ZeroShotDataset]
 ZEROSHOT_KINDS: dict[str, Builder] = {
     "cifar10": _build_torchvision,
@@ -502,6 +521,7 @@ ZEROSHOT_KINDS: dict[str, Builder] = {
     "pets": _build_torchvision,
     "imagenet-a": _build_wnid_folders,
     "imagenet-r": _build_wnid_folders,
+    "imagenet": _build_imagenet,
     "imagefolder": _build_imagefolder,
     "manifest": _build_manifest,
     "conceptworld": _build_manifest,

@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 from clipconcepts.llm.cache import LLMCache, cache_key
 from clipconcepts.llm.errors import LLMConfigError, TooManyInvalidError
 from clipconcepts.llm.prompts import (
+    DESCRIBE_TASK,
     JUDGE_HEAD_TASK,
     JUDGE_TEXT_TASK,
     LABEL_TASK,
@@ -149,19 +150,39 @@ class OfflineBackend(Backend):
     """Deterministic, no network. Labelling: the family most of the texts belong to (a text
     belongs to the family of its first lexicon hit; texts without a hit do not vote; ties go to
     the family met first; no hit at all gives "unclear"). Judging: a text fits a label when it
-    holds a lexicon word of the label's family."""
+    holds a lexicon word of the label's family. Describing a class: the same `descriptors` for
+    every class (class-agnostic; default: the lexicon's entries, sorted)."""
 
     kind = "offline"
 
-    def __init__(self, lexicon: Mapping[str, str], name: str | None = None) -> None:
+    def __init__(
+        self,
+        lexicon: Mapping[str, str],
+        name: str | None = None,
+        descriptors: Sequence[str] | None = None,
+    ) -> None:
         self.matcher = LexiconMatcher(lexicon)
         blob = json.dumps(self.matcher.lexicon, sort_keys=True, ensure_ascii=False)
         self.lexicon_sha256 = hashlib.sha256(blob.encode()).hexdigest()
         self.model = f"lexicon-{self.lexicon_sha256[:12]}"
         self.name = name or "offline"
+        # Given descriptors enter the identity (and so the cache keys); the default ones follow
+        # from the lexicon, which is in it already.
+        self.descriptors_sha256: str | None = None
+        if descriptors is None:
+            self.descriptors = tuple(sorted(self.matcher.lexicon))
+        else:
+            self.descriptors = tuple(str(d) for d in descriptors)
+            if not self.descriptors:
+                raise LLMConfigError("the offline LLM backend got an empty list of descriptors")
+            blob = json.dumps(self.descriptors, ensure_ascii=False)
+            self.descriptors_sha256 = hashlib.sha256(blob.encode()).hexdigest()
 
     def identity(self) -> dict[str, Any]:
-        return {"kind": self.kind, "model": self.model, "lexicon_sha256": self.lexicon_sha256}
+        identity = {"kind": self.kind, "model": self.model, "lexicon_sha256": self.lexicon_sha256}
+        if self.descriptors_sha256 is not None:
+            identity["descriptors_sha256"] = self.descriptors_sha256
+        return identity
 
     def label(self, texts: Sequence[str]) -> str:
         votes = [fams[0] for fams in map(self.matcher.families, texts) if fams]
@@ -182,6 +203,8 @@ class OfflineBackend(Backend):
             return json.dumps({"aligned": self.aligned(p["label"], p["text"])})
         if request.task == JUDGE_HEAD_TASK:
             return json.dumps({"aligned": [self.aligned(p["label"], t) for t in p["texts"]]})
+        if request.task == DESCRIBE_TASK:
+            return json.dumps({"descriptors": list(self.descriptors)})
         raise LLMConfigError(f"the offline LLM backend cannot answer {request.task!r} requests")
 
 
@@ -195,8 +218,13 @@ _NUMBER_LIMITS = {
 }
 
 
-def make_backend(spec: Mapping[str, Any], lexicon: Mapping[str, str] | None = None) -> Backend:
-    """A backend from a config mapping (keys: `backend` plus those of `DEFAULTS`)."""
+def make_backend(
+    spec: Mapping[str, Any],
+    lexicon: Mapping[str, str] | None = None,
+    descriptors: Sequence[str] | None = None,
+) -> Backend:
+    """A backend from a config mapping (keys: `backend` plus those of `DEFAULTS`); `lexicon`
+    and `descriptors` are the offline backend's (see `OfflineBackend`), ignored by the others."""
     if "backend" not in spec:
         raise LLMConfigError(f"LLM config needs a 'backend' key, one of {BACKEND_KINDS}")
     kind = spec["backend"]
@@ -210,7 +238,7 @@ def make_backend(spec: Mapping[str, Any], lexicon: Mapping[str, str] | None = No
     if kind == "offline":
         if lexicon is None:
             raise LLMConfigError("the offline LLM backend needs a lexicon (word -> concept family)")
-        return OfflineBackend(lexicon, name=spec.get("name"))
+        return OfflineBackend(lexicon, name=spec.get("name"), descriptors=descriptors)
 
     cfg = {**DEFAULTS, **spec}
     if kind == "openai_compatible":

@@ -21,6 +21,7 @@ Message = dict[str, str]
 LABEL_TASK = "label"
 JUDGE_TEXT_TASK = "judge_text"
 JUDGE_HEAD_TASK = "judge_head"
+DESCRIBE_TASK = "describe_class"
 
 # ---------------------------------------------------------------------------------------------
 # Labelling: one call per head, 5 hand-written in-context examples as prior chat turns.
@@ -146,6 +147,42 @@ JUDGE_HEAD_SCHEMA: dict[str, Any] = {
     "additionalProperties": False,
 }
 
+# ---------------------------------------------------------------------------------------------
+# Describing a class (mutual knowledge's descriptor bank): the user turn is the prompt P1 of
+# Sammani & Deligiannis (2024, appendix A.4); the system text and the in-context example are ours.
+# The request is built in `clipconcepts.mutual.descriptors`.
+
+DESCRIBE_SYSTEM = """\
+You list the visual features that tell a category of things apart in a photograph. Each feature \
+is a short descriptor of a few words (two to six): a part, shape, colour, texture, material, size, \
+pose or typical surrounding that can be seen. Never name the category itself (nor its plural) in a \
+descriptor, so that every descriptor could also describe other things. No numbering, no \
+duplicates. Reply with JSON only, in the form {"descriptors": ["...", ...]}."""
+
+DESCRIBE_USER = "What are useful visual features for distinguishing a {category} in a photo?"
+
+DESCRIBE_EXAMPLE: tuple[str, tuple[str, ...]] = (
+    "fire truck",
+    (
+        "bright red paintwork",
+        "a long extending ladder on the roof",
+        "flashing lights on the cab",
+        "coiled hoses along the sides",
+        "polished chrome bumpers",
+        "large heavy-duty wheels",
+        "roll-up compartment doors",
+        "reflective stripes along the body",
+        "a wide cab with several seats",
+    ),
+)
+
+DESCRIBE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {"descriptors": {"type": "array", "items": {"type": "string"}}},
+    "required": ["descriptors"],
+    "additionalProperties": False,
+}
+
 REASK_USER = """\
 Your reply could not be used: {error}. Reply again with JSON only, following the requested form."""
 
@@ -231,6 +268,8 @@ def check_answer(request: LLMRequest, data: Any) -> str | None:
         n = len(request.payload["texts"])
         if len(data["aligned"]) != n:
             return f"'aligned' holds {len(data['aligned'])} values for {n} descriptions"
+    elif request.task == DESCRIBE_TASK and not any(d.strip() for d in data["descriptors"]):
+        return "the list of descriptors is empty"
     return None
 
 
@@ -250,6 +289,12 @@ _TASK_TEXT: dict[str, dict[str, Any]] = {
         "system": JUDGE_HEAD_SYSTEM,
         "user": JUDGE_HEAD_USER,
         "schema": JUDGE_HEAD_SCHEMA,
+    },
+    DESCRIBE_TASK: {
+        "system": DESCRIBE_SYSTEM,
+        "user": DESCRIBE_USER,
+        "examples": DESCRIBE_EXAMPLE,
+        "schema": DESCRIBE_SCHEMA,
     },
 }
 

@@ -1,0 +1,142 @@
+"""The mutual-knowledge stage's steps: the descriptor bank, the per-dataset analysis, and the
+concept world's check of the mutual descriptors against the images' true attributes."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from clipconcepts.mutual import descriptors
+
+log = logging.getLogger("clipconcepts")
+
+
+def _count(text: str) -> int | None:
+    return int(text) if text else None
+
+
+def _templates(text: str):
+    """A template set name, or a JSON list of templates."""
+    return json.loads(text) if text.lstrip().startswith(("[", '"')) else text
+
+
+def _mutual_args(p):
+    from clipconcepts.cli import _dataset_args, _json, _model_args
+
+    _model_args(p)
+    _dataset_args(p)
+    p.add_argument("--descriptors", required=True, help="the descriptor bank (mutual-descriptors)")
+    p.add_argument("--descriptor-template", default="a photo showing {}")
+    p.add_argument("--settings", type=_json, default={}, help="MutualSettings fields as JSON")
+    p.add_argument(
+        "--classes", type=_count, default=None, help="N whole classes (seeded); all if empty"
+    )
+    p.add_argument("--images-per-class", type=_count, default=None, help="all if empty")
+    p.add_argument("--n-examples", type=int, default=4, help="classes whose first image is kept")
+    p.add_argument("--crf", action="store_true", help="dense-CRF refinement of the regions")
+    p.add_argument("--out-images", required=True)
+    p.add_argument("--out-summary", required=True)
+
+
+def _mutual(args):
+    import polars as pl
+
+    from clipconcepts.cli import _build_dataset, _load
+    from clipconcepts.evaluate import build_classifier
+    from clipconcepts.mutual.explain import MutualSettings, TextSide
+    from clipconcepts.mutual.run import run_mutual, squash_transform
+
+    if args.crf:
+        raise ValueError(
+            "config key mutual.crf: no maintained dense-CRF package installs here (the authors' "
+            "SimpleCRF does not build on current Python); set mutual.crf: false"
+        )
+    settings = MutualSettings(
+        **{k: tuple(v) if isinstance(v, list) else v for k, v in (args.settings or {}).items()}
+    )
+    if "{}" not in args.descriptor_template:
+        raise ValueError(
+            f"config key mutual.descriptor_template needs a '{{}}': {args.descriptor_template!r}"
+        )
+    args.templates = _templates(args.templates)
+    clip = _load(args)
+    size = int(clip.visual.preprocess_cfg["size"][0])
+    dataset = _build_dataset(args, transform=squash_transform(size))
+    bank = pl.read_parquet(args.descriptors)
+    if bank.is_empty():
+        raise ValueError(f"descriptor bank {args.descriptors} is empty")
+    texts = bank.sort("descriptor_id")["text"].to_list()
+    classifier = build_classifier(clip, dataset.classnames, dataset.templates, settings.batch_size)
+    text = TextSide(
+        classifier=classifier,
+        descriptors=clip.encode_text([args.descriptor_template.format(t) for t in texts]),
+        descriptors_plain=clip.encode_text(texts),
+        top_u=settings.top_u,
+    )
+    meta = {
+        "model": clip.name,
+        "dataset": args.dataset,
+        "n_descriptors": len(texts),
+        "templates": dataset.templates,
+        "descriptor_template": args.descriptor_template,
+        "image_size": size,
+    }
+    summary = run_mutual(
+        clip,
+        dataset,
+        text,
+        texts,
+        settings,
+        args.out_images,
+        args.out_summary,
+        n_classes=args.classes,
+        images_per_class=args.images_per_class,
+        n_examples=args.n_examples,
+        metadata=meta,
+    )
+    log.info(
+        "%s on %s:\n%s",
+        clip.name,
+        args.dataset,
+        summary.filter(pl.col("level") == "dataset").drop(
+            "level", "class_id", "classname", "curve"
+        ),
+    )
+
+
+def _truth_args(p):
+    p.add_argument("--images", required=True, help="the mutual step's images.parquet")
+    p.add_argument("--descriptors", required=True, help="the (concept-world) descriptor bank")
+    p.add_argument("--manifest", required=True, help="the dataset's manifest.parquet")
+    p.add_argument("--out", required=True)
+
+
+def _truth(args):
+    import polars as pl
+
+    from clipconcepts.io import atomic_path
+    from clipconcepts.mutual.truth import descriptor_precision
+
+    images = pl.read_parquet(args.images)
+    bank = pl.read_parquet(args.descriptors)
+    manifest = pl.read_parquet(args.manifest)
+    table = descriptor_precision(images, bank, manifest)
+    with atomic_path(args.out) as tmp:
+        table.write_parquet(tmp)
+    log.info("mutual descriptors vs true attributes:\n%s", table)
+
+
+# step name -> (help, add_args(parser), run(args))
+STEPS = {
+    **descriptors.STEPS,
+    "mutual": (
+        "mutual knowledge of the vision and text encoders on one dataset",
+        _mutual_args,
+        _mutual,
+    ),
+    "mutual-truth": (
+        "concept world: precision of the mutual descriptors against the true attributes",
+        _truth_args,
+        _truth,
+    ),
+}
