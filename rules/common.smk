@@ -50,6 +50,10 @@ def uses_conceptworld():
         or config["probe"]["kind"] == "conceptworld"
         or config["textbank"]["source"] == "conceptworld"
         or any(d["kind"] == "conceptworld" for d in section("datasets").values())
+        or any(
+            d["kind"] == "conceptworld"
+            for d in (section("mutual").get("datasets") or {}).values()
+        )
     )
 
 

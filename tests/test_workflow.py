@@ -51,6 +51,10 @@ def test_paper_dry_run_lists_every_job():
     counts = _job_counts(out)
     assert counts["extract"] == counts["textspan"] == counts["ccs"] == len(models)
     assert counts["prune_eval"] == counts["classifier"] == len(models) * len(datasets)
+    mutual_sets = list(config["mutual"]["datasets"])
+    assert counts["mutual"] == len(models) * len(mutual_sets)
+    assert counts["mutual_descriptors"] == len(mutual_sets)
+    assert "mutual_truth" not in counts  # no concept-world model: no ground truth
     seeds = config["prune"]["random_seeds"]
     for model in models:
         for dataset in datasets:
@@ -139,6 +143,21 @@ def test_small_demo_every_stage_and_report(small_demo):
         prune = pl.read_parquet(results / f"conceptworld/prune/{dataset}.parquet")
         assert {"original", "high", "low", "random"} <= set(prune["strategy"])
         assert sorted(prune.filter(pl.col("strategy") == "random")["seed"]) == [0, 1]
+    # mutual knowledge: per set, images and summary in the documented schemas, and the truth
+    from clipconcepts.mutual.run import IMAGE_SCHEMA, SUMMARY_SCHEMA
+
+    for name in config["mutual"]["datasets"]:
+        folder = results / f"conceptworld/mutual/{name}"
+        images = pl.read_parquet(folder / "images.parquet")
+        assert images.schema == pl.Schema(IMAGE_SCHEMA) and images.height > 0
+        assert set(images["method"]) == {"pca", "kmeans"}
+        summary = pl.read_parquet(folder / "summary.parquet")
+        assert summary.schema == pl.Schema(SUMMARY_SCHEMA)
+        assert summary.filter(pl.col("level") == "dataset")["method"].to_list() == ["pca", "kmeans"]
+        truth = pl.read_parquet(folder / "truth.parquet")
+        assert set(truth["family"]) == {"all", "color", "position", "background", "texture"}
+        bank = pl.read_parquet(results / f"mutual/descriptors/{name}.parquet")
+        assert bank["family"].null_count() == 0
     parser = _Sections()
     parser.feed((results / "report.html").read_text())
     assert {"overview", "ccs-at-k", "examples", "pruning", "concept", "conceptworld"} <= parser.ids
@@ -151,6 +170,9 @@ def test_small_demo_every_stage_and_report(small_demo):
         "judge.log",
         "ccs.log",
         "report.log",
+        "mutual_color.log",
+        "mutual_truth_color.log",
+        "descriptors_color.log",
     } <= logs
 
 

@@ -44,16 +44,24 @@ def sinkhorn(
             scale,
             iterations,
         )[0]
-    kernel = torch.exp(scale * (scores - scores.amax(dim=(1, 2), keepdim=True)).double())
+    dtype = torch.promote_types(scores.dtype, torch.float32)
+    kernel = torch.exp(scale * (scores - scores.amax(dim=(1, 2), keepdim=True)).to(dtype))
     if row_mask is not None:
         kernel = kernel * row_mask[:, :, None]
     if col_mask is not None:
         kernel = kernel * col_mask[:, None, :]
     tiny = torch.finfo(kernel.dtype).tiny
+    tol = 10 * torch.finfo(kernel.dtype).eps
     plan = kernel
-    for _ in range(iterations):
+    for step in range(iterations):
         plan = plan / plan.sum(dim=2, keepdim=True).clamp_min(tiny)
         plan = plan / plan.sum(dim=1, keepdim=True).clamp_min(tiny)
+        # stop at the fixed point (rows no longer change: more iterations give the same plan)
+        if step % 25 == 24:
+            rows = plan.sum(dim=2)
+            spread = rows.amax(dim=1) - torch.where(rows > 0, rows, rows.amax(dim=1, keepdim=True)).amin(dim=1)
+            if bool((spread <= tol * rows.amax(dim=1)).all()):
+                break
     return plan.to(scores.dtype)
 
 
