@@ -28,7 +28,14 @@ include: "rules/report.smk"
 
 
 onstart:
-    print(f"clipconcepts: run '{RUN}' with models {', '.join(MODELS)} -> {RESULTS}/")
+    print(
+        f"clipconcepts: run '{RUN}' with models {', '.join(MODELS)} -> {RESULTS}/"
+    )
+    if set(MODELS) - set(HEAD_MODELS):
+        others = ", ".join(m for m in MODELS if m not in HEAD_MODELS)
+        print(
+            f"clipconcepts: {others}: not ViTs, so the mutual stage only (no head analysis)"
+        )
 
 
 onsuccess:

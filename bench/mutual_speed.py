@@ -35,6 +35,7 @@ from clipconcepts.mutual.explain import (
 )
 from clipconcepts.mutual.foreground import foreground_masks
 from clipconcepts.mutual.information import removal_curve
+from clipconcepts.mutual.towers import wrap_tower
 from clipconcepts.mutual.transport import select_descriptors
 from clipconcepts.mutual.visual_prompts import concept_ellipses, draw_prompts
 
@@ -46,7 +47,7 @@ def plain_loop(clip, images, labels, text: TextSide, s: MutualSettings) -> int:
     """One image at a time through every per-image step (the class-level fits stay shared)."""
     feats, embs = zip(*(encode_class(clip, im[None], s.features, 1) for im in images), strict=True)
     feats, embs = torch.cat(feats), torch.cat(embs)
-    grid = tuple(clip.visual.grid_size)
+    grid = clip.grid()
     fg = foreground_masks(feats, grid, s.foreground_components, 0.0, s.second_min)
     flat = fg.reshape(len(images), -1)
     done = 0
@@ -87,7 +88,8 @@ def main() -> None:
         arch = args.arch or str(TINY)
         clip = load_clip(arch, device=args.device)
         name = f"{Path(arch).stem} (random init)"
-    size = clip.visual.preprocess_cfg["size"][0]
+    clip = wrap_tower(clip)
+    size = clip.image_size
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, size=(args.images, size, size, 3), dtype=np.uint8)
     images[:, size // 4 : size // 2, size // 4 : size // 2] = (220, 30, 30)  # an object

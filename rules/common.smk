@@ -15,6 +15,29 @@ RUN = config["run"]
 RESULTS = f"{config.get('results', 'results')}/{RUN}"
 LOGS = f"logs/{RUN}"
 MODELS = list(config["models"])
+
+
+def is_vit(key):
+    """Whether a model's image tower is a ViT, the only tower the head-level stages (extraction,
+    TEXTSPAN, labels, CCS, pruning) decompose; ResNets and ConvNeXts run the mutual stage only.
+    """
+    arch = config["models"][key]["arch"]
+    if arch == "conceptworld":
+        return True
+    if arch.endswith(".json"):
+        vision = json.loads(Path(arch).read_text()).get("vision_cfg", {})
+        return not vision.get("timm_model_name") and not isinstance(
+            vision.get("layers"), list
+        )
+    return not re.match(r"(rn\d|convnext)", arch.split("/")[-1], re.IGNORECASE)
+
+
+def runs(key, stage):
+    return stage in config["models"][key].get("stages", ["heads", "mutual"])
+
+
+# Models the head-level stages run on: the ViTs not limited to other stages (`stages:`).
+HEAD_MODELS = [m for m in MODELS if is_vit(m) and runs(m, "heads")]
 PKG = f"{workflow.basedir}/src/clipconcepts"
 CONCEPTWORLD = f"{RESULTS}/conceptworld"
 # The world's attribute families (conceptworld/world.py; stdlib-free constants, mirrored here).
@@ -219,7 +242,7 @@ def prune_plan(dataset):
 
 
 def per_model(pattern):
-    return expand(pattern, model=MODELS)
+    return expand(pattern, model=HEAD_MODELS)
 
 
 # Extraction writes one heads and one embeddings file per model or, with `extract.shards: N` > 1,
@@ -250,12 +273,16 @@ def extract_files(kind):
 
 def all_targets():
     targets = [
-        path for model in MODELS for path in model_extract_files("embeddings", model)
+        path
+        for model in HEAD_MODELS
+        for path in model_extract_files("embeddings", model)
     ]
     targets += per_model(f"{RESULTS}/{{model}}/ccs_at_k.parquet")
     targets.append(f"{RESULTS}/agreement/annotation_sheet.csv")
     targets += expand(
-        f"{RESULTS}/{{model}}/prune/{{dataset}}.parquet", model=MODELS, dataset=DATASETS
+        f"{RESULTS}/{{model}}/prune/{{dataset}}.parquet",
+        model=HEAD_MODELS,
+        dataset=DATASETS,
     )
     if knob("agreement", "sheet", None):
         targets.append(f"{RESULTS}/agreement/agreement.parquet")
@@ -284,9 +311,6 @@ def textbank_params():
     }
 
 
-REPORT_ASSETS = load_light_module("report/assets.py").report_assets(DATASETS)
-
-
 def report_models():
     """Model keys with their arch and pretrained tag (the report matches them to the papers)."""
     return json.dumps(
@@ -313,6 +337,9 @@ def ood_datasets():
 # Mutual knowledge (rules/mutual.smk): its own datasets (ImageNet val in the paper's setup), on
 # the models of `mutual.models` (all when unset). Its wildcard is `mutual_set`.
 MUTUAL_SETS = list(knob("mutual", "datasets", {}) or {})
+REPORT_ASSETS = load_light_module("report/assets.py").report_assets(
+    DATASETS, MUTUAL_SETS
+)
 
 
 def mutual_models():
@@ -320,23 +347,14 @@ def mutual_models():
     if not MUTUAL_SETS:
         return []
     if chosen is None:
-        chosen = MODELS
+        chosen = [m for m in MODELS if runs(m, "mutual")]
     unknown = [m for m in chosen if m not in config["models"]]
     if unknown:
         raise ValueError(
             f"config key mutual.models names {', '.join(unknown)}, not in models "
             f"({', '.join(MODELS)})"
         )
-    chosen = list(chosen)
-    # the per-image path reads ViT patch tokens; other towers come with a later issue
-    for key in chosen:
-        arch = config["models"][key]["arch"]
-        if arch.lower().startswith(("rn", "convnext", "timm-", "hf-hub:")):
-            raise ValueError(
-                f"config key mutual.models: model {key} ({arch}) is not a ViT; the mutual "
-                "stage supports ViT towers only for now (drop it from mutual.models)"
-            )
-    return chosen
+    return list(chosen)
 
 
 def mutual_set_spec(wildcards):

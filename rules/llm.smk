@@ -107,7 +107,7 @@ rule annotation_sheet:
     conda:
         "../envs/llm.yaml"
     params:
-        models=" ".join(MODELS),
+        models=" ".join(HEAD_MODELS),
         n=knob("agreement", "n", 50),
         seed=knob("agreement", "seed", 0),
     message:

@@ -4,7 +4,7 @@ rule report:
         ccs_at_k=per_model(f"{RESULTS}/{{model}}/ccs_at_k.parquet"),
         prune=expand(
             f"{RESULTS}/{{model}}/prune/{{dataset}}.parquet",
-            model=MODELS,
+            model=HEAD_MODELS,
             dataset=DATASETS,
         ),
         agreement=(
@@ -21,6 +21,8 @@ rule report:
         # video retrieval results ({model}/video/{dataset}.parquet, prune schema) for claim (d):
         # none until the workflow has a video stage
         video=[],
+        mutual=mutual_outputs("summary") + mutual_outputs("images"),
+        mutual_truth=mutual_outputs("truth"),
         code=code(
             "report/html.py",
             "report/tables.py",
@@ -30,6 +32,9 @@ rule report:
             "report/paper_values.yaml",
             "report/claims.py",
             "report/truth.py",
+            "report/mutual_inputs.py",
+            "report/mutual_tables.py",
+            "report/mutual_figures.py",
         )
         + (
             code("conceptworld/lexicon.py", "conceptworld/world.py")
@@ -66,6 +71,7 @@ rule report:
         concept_pairs=json.dumps(knob("prune", "concept_pairs", {}), sort_keys=True),
         claim_margin=knob("report", "claim_margin", 0.0),
         claim_quorum=knob("report", "claim_quorum", 1.0),
+        mutual_sets=" ".join(MUTUAL_SETS),
     message:
         "the results report of run {RUN}"
     shell:
@@ -73,5 +79,5 @@ rule report:
         " --datasets {params.datasets} --title {params.title:q} --n-examples {params.n_examples}"
         " --ood-datasets {params.ood} --concept-pairs {params.concept_pairs:q}"
         " --video {input.video:q} --claim-margin {params.claim_margin}"
-        " --claim-quorum {params.claim_quorum}"
+        " --claim-quorum {params.claim_quorum} --mutual-sets {params.mutual_sets}"
         " --out {output.html:q} --assets-dir {params.assets_dir:q} > {log} 2>&1"

@@ -348,3 +348,41 @@ def test_run_writes_schema_and_resumes(tiny_clip, tmp_path):
     run_mutual(*args, out / "images.parquet", out / "summary.parquet")
     resumed = pl.read_parquet(out / "images.parquet")
     assert resumed.filter(pl.col("status") == "resumed").height == 6
+
+
+# ------------------------------------------------------------------------------ towers
+
+TOWERS = {
+    "tiny-rn.json": ("ResNet", (4, 4)),
+    "tiny-convnext.json": ("ConvNeXt", (4, 4)),
+    "tiny-vit.json": ("ViT", (4, 4)),
+}
+
+
+@pytest.mark.parametrize("config", sorted(TOWERS))
+def test_towers_features_and_a_full_pass(config):
+    from pathlib import Path
+
+    from clipconcepts.mutual.explain import MutualSettings, explain_class
+    from clipconcepts.mutual.towers import load_tower
+
+    torch.manual_seed(0)
+    tower = load_tower(str(Path(__file__).parent / "data" / config))
+    kind, grid = TOWERS[config]
+    assert tower.kind == kind and tower.grid() == grid
+    x = tower.prepare(torch.rand(3, 3, tower.image_size, tower.image_size))
+    feats, emb = tower.tokens_and_embeddings(x, "tokens")
+    assert feats.shape[:2] == (3, grid[0] * grid[1])
+    # the embedding from the feature pass is the tower's own
+    assert torch.allclose(emb, tower.encode_image(x), atol=1e-5)
+    if kind != "ViT":
+        with pytest.raises(ValueError, match="mutual.features"):
+            tower.check_features("keys")
+    rng = np.random.default_rng(0)
+    size = tower.image_size
+    images = rng.integers(0, 256, size=(4, size, size, 3), dtype=np.uint8)
+    images[:, size // 4 : size // 2, size // 4 : size // 2] = (220, 30, 30)
+    settings = MutualSettings(top_k=20, top_u=10, sinkhorn_iterations=50)
+    rows = explain_class(tower, images, list("abcd"), [0] * 4, _text_side(tower), settings)
+    assert len(rows) == 8 and all(len(r["curve"]) == len(r["dv_ids"]) + 1 for r in rows)
+    assert any(r["status"] == "ok" for r in rows)

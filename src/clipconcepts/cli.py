@@ -13,6 +13,7 @@ import logging
 import sys
 from collections.abc import Callable
 
+from clipconcepts.attribution import cli as attribution_cli
 from clipconcepts.conceptworld import cli as conceptworld_cli
 from clipconcepts.mutual import cli as mutual_cli
 
@@ -508,6 +509,7 @@ def _report_args(p):
     p.add_argument("--video", nargs="*", default=[], help="video retrieval result files")
     p.add_argument("--claim-margin", type=float, default=0.0, help="percentage points")
     p.add_argument("--claim-quorum", type=float, default=1.0, help="fraction of cases")
+    p.add_argument("--mutual-sets", nargs="*", default=[], help="mutual-knowledge sets run")
     p.add_argument("--out", required=True)
     p.add_argument("--assets-dir", required=True)
 
@@ -528,6 +530,7 @@ def _report(args):
         video=args.video,
         claim_margin=args.claim_margin,
         claim_quorum=args.claim_quorum,
+        mutual_sets=args.mutual_sets,
     )
     log.info("report -> %s", path)
 
@@ -561,6 +564,7 @@ STEPS: dict[str, tuple[str, Callable, Callable]] = {
 # Stages that own their sub-commands beside their code.
 STEPS.update(conceptworld_cli.STEPS)
 STEPS.update(mutual_cli.STEPS)
+STEPS.update(attribution_cli.STEPS)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -40,11 +40,13 @@ def _mutual_args(p):
 
 def _mutual(args):
     import polars as pl
+    import torch
 
-    from clipconcepts.cli import _build_dataset, _load
+    from clipconcepts.cli import _build_dataset
     from clipconcepts.evaluate import build_classifier
     from clipconcepts.mutual.explain import MutualSettings, TextSide
     from clipconcepts.mutual.run import run_mutual, squash_transform
+    from clipconcepts.mutual.towers import load_tower
 
     if args.crf:
         raise ValueError(
@@ -59,8 +61,13 @@ def _mutual(args):
             f"config key mutual.descriptor_template needs a '{{}}': {args.descriptor_template!r}"
         )
     args.templates = _templates(args.templates)
-    clip = _load(args)
-    size = int(clip.visual.preprocess_cfg["size"][0])
+    device = args.device
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        log.warning("device %s requested but CUDA is not available: using cpu", device)
+        device = "cpu"
+    clip = load_tower(args.arch, args.pretrained or None, device, args.precision)
+    clip.check_features(settings.features)
+    size = clip.image_size
     dataset = _build_dataset(args, transform=squash_transform(size))
     bank = pl.read_parquet(args.descriptors)
     if bank.is_empty():
@@ -75,6 +82,7 @@ def _mutual(args):
     )
     meta = {
         "model": clip.name,
+        "tower": clip.kind,
         "dataset": args.dataset,
         "n_descriptors": len(texts),
         "templates": dataset.templates,

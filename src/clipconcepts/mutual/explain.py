@@ -18,6 +18,7 @@ import torch
 from clipconcepts.mutual.concepts import CONCEPT_METHODS, assign_concepts
 from clipconcepts.mutual.foreground import foreground_masks
 from clipconcepts.mutual.information import MI_FORMS, removal_curve
+from clipconcepts.mutual.towers import Tower, wrap_tower
 from clipconcepts.mutual.transport import select_descriptors
 from clipconcepts.mutual.visual_prompts import concept_ellipses, draw_prompts
 
@@ -79,42 +80,30 @@ class TextSide:
         self.class_descriptors = (self.classifier @ self.descriptors.T).topk(u, dim=1).indices
 
 
-def model_input(clip, images: np.ndarray) -> torch.Tensor:
-    """uint8 `[B, S, S, 3]` (already squashed to the model's size) -> normalised float input."""
-    cfg = clip.visual.preprocess_cfg
+def model_input(tower: Tower, images: np.ndarray) -> torch.Tensor:
+    """uint8 `[B, S, S, 3]` (already squashed to the model's size) -> normalised input."""
     x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float().div(255)
-    mean = torch.tensor(cfg["mean"]).view(1, 3, 1, 1)
-    std = torch.tensor(cfg["std"]).view(1, 3, 1, 1)
-    return (x - mean) / std
+    return tower.prepare(x)
 
 
 @torch.no_grad()
-def encode_class(clip, images: np.ndarray, features: str, batch_size: int):
-    """Patch features `[B, T, C]` (CLS dropped) and unit-norm embeddings `[B, D]` of one pass."""
+def encode_class(tower: Tower, images: np.ndarray, features: str, batch_size: int):
+    """Patch features `[B, T, C]` and unit-norm embeddings `[B, D]` of one pass."""
     feats, embs = [], []
-    last = clip.n_layers - 1
     for start in range(0, len(images), batch_size):
-        x = model_input(clip, images[start : start + batch_size])
-        if features == "tokens":
-            tokens = clip.residual_before(x, clip.n_layers)  # last block's output, before ln_post
-            emb = clip.encode_from_residual(tokens, clip.n_layers)
-        else:  # keys of the last attention layer: ln_1(x) W_k^T, no in_proj bias
-            x_in = clip.residual_before(x, last)
-            block = clip.blocks[last]
-            w_k = block.attn.in_proj_weight[clip.width : 2 * clip.width]
-            tokens = block.ln_1(x_in) @ w_k.T
-            emb = clip.encode_from_residual(x_in, last)
-        feats.append(tokens[:, 1:].float())
+        x = model_input(tower, images[start : start + batch_size])
+        tokens, emb = tower.tokens_and_embeddings(x, features)
+        feats.append(tokens.float())
         embs.append(torch.nn.functional.normalize(emb.float(), dim=-1))
     return torch.cat(feats), torch.cat(embs)
 
 
 @torch.no_grad()
-def encode_prompts(clip, prompts: np.ndarray, batch_size: int) -> torch.Tensor:
+def encode_prompts(tower: Tower, prompts: np.ndarray, batch_size: int) -> torch.Tensor:
     """Unit-norm embeddings of a stack of prompt images `[P, S, S, 3]`."""
     out = []
     for start in range(0, len(prompts), batch_size):
-        emb = clip.encode_image(model_input(clip, prompts[start : start + batch_size]))
+        emb = tower.encode_image(model_input(tower, prompts[start : start + batch_size]))
         out.append(torch.nn.functional.normalize(emb.float(), dim=-1))
     return torch.cat(out) if out else torch.empty(0)
 
@@ -128,11 +117,13 @@ def explain_class(
     settings: MutualSettings,
 ) -> list[dict]:
     """Rows (one per image and method) for the images of one class, squashed to the model's
-    input size, uint8 `[B, S, S, 3]`."""
+    input size, uint8 `[B, S, S, 3]`. `clip`: a Tower (or a HeadAwareCLIP)."""
+    tower = wrap_tower(clip)
+    tower.check_features(settings.features)
     device = text.classifier.device
-    grid = tuple(clip.visual.grid_size)
+    grid = tower.grid()
     size = images.shape[1]
-    feats, embs = encode_class(clip, images, settings.features, settings.batch_size)
+    feats, embs = encode_class(tower, images, settings.features, settings.batch_size)
     predicted = (embs.to(device) @ text.classifier.T).argmax(dim=1).cpu().numpy()
     fg = foreground_masks(feats, grid, settings.foreground_components, 0.0, settings.second_min)
     flat_fg = fg.reshape(len(images), -1)
@@ -149,7 +140,7 @@ def explain_class(
         ellipses = [concept_ellipses(g, size) for g in grids]
         prompts = [draw_prompts(images[i], e) for i, per in enumerate(ellipses) for _, e in per]
         prompt_emb = (
-            encode_prompts(clip, np.concatenate(prompts), settings.batch_size).to(device)
+            encode_prompts(tower, np.concatenate(prompts), settings.batch_size).to(device)
             if prompts
             else torch.empty(0, text.classifier.shape[1], device=device)
         )

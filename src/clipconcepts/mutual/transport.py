@@ -59,7 +59,9 @@ def sinkhorn(
         # stop at the fixed point (rows no longer change: more iterations give the same plan)
         if step % 25 == 24:
             rows = plan.sum(dim=2)
-            spread = rows.amax(dim=1) - torch.where(rows > 0, rows, rows.amax(dim=1, keepdim=True)).amin(dim=1)
+            spread = rows.amax(dim=1) - torch.where(
+                rows > 0, rows, rows.amax(dim=1, keepdim=True)
+            ).amin(dim=1)
             if bool((spread <= tol * rows.amax(dim=1)).all()):
                 break
     return plan.to(scores.dtype)

@@ -19,6 +19,8 @@ DATASET_NAMES = {
     "pets": "Oxford-IIIT Pets",
     "imagenet-a": "ImageNet-A",
     "imagenet-r": "ImageNet-R",
+    "imagenet": "ImageNet",
+    "imagenet-val": "ImageNet val",
 }
 
 
@@ -42,9 +44,11 @@ class Asset:
         return caption_path(self.kind)
 
 
-def report_assets(datasets: Sequence[str]) -> list[Asset]:
+def report_assets(datasets: Sequence[str], mutual_sets: Sequence[str] = ()) -> list[Asset]:
     """Every asset `build_report` writes, in a fixed order (each is written even without data,
-    then saying what is missing, so a rule can declare them all as outputs)."""
+    then saying what is missing, so a rule can declare them all as outputs). Per mutual set:
+    Table 3's form, Figure 3's form, the explanation panels of every model, and the concept
+    world's descriptor precision."""
     assets = [
         Asset("claims.html", "claims", "Claims"),
         Asset("ccs_at_k.html", "ccs_at_k_table", "CCS"),
@@ -64,11 +68,21 @@ def report_assets(datasets: Sequence[str]) -> list[Asset]:
         Asset("label_truth.html", "label_truth", "Agreement"),
         Asset("conceptworld_metrics.html", "conceptworld_metrics", "Concept world"),
     ]
+    for s in mutual_sets:
+        sub = dataset_name(s)
+        assets += [
+            Asset(f"mutual_{s}.html", "mutual_table", "Mutual knowledge", sub),
+            Asset(f"mutual_{s}.svg", "mutual_figure", "Mutual knowledge", sub),
+            Asset(f"mutual_{s}_examples.html", "mutual_examples", "Mutual knowledge", sub),
+            Asset(f"mutual_{s}_truth.html", "mutual_truth", "Mutual knowledge", sub),
+        ]
     return assets
 
 
-def asset_paths(assets_dir: str | Path, datasets: Sequence[str]) -> list[Path]:
-    return [Path(assets_dir) / a.name for a in report_assets(datasets)]
+def asset_paths(
+    assets_dir: str | Path, datasets: Sequence[str], mutual_sets: Sequence[str] = ()
+) -> list[Path]:
+    return [Path(assets_dir) / a.name for a in report_assets(datasets, mutual_sets)]
 
 
 def caption_path(kind: str) -> Path:

@@ -20,9 +20,10 @@ from matplotlib.figure import Figure
 
 from clipconcepts.io import atomic_path
 from clipconcepts.report import claims as claims_mod
-from clipconcepts.report import figures, tables, truth
+from clipconcepts.report import figures, mutual_figures, mutual_tables, tables, truth
 from clipconcepts.report.assets import dataset_name, report_assets
 from clipconcepts.report.inputs import ModelInfo, RunData, gather_run
+from clipconcepts.report.mutual_inputs import MutualRun, gather_mutual
 from clipconcepts.report.paper import PaperValues, load_paper_values
 
 log = logging.getLogger(__name__)
@@ -103,6 +104,10 @@ group (e.g. locations) are pruned vs an unrelated group (paper Figures 3-4, sect
 label names the family a head writes most.</li>
 <li><a href="#conceptworld">Concept world</a>: zero-shot accuracy per family of the synthetic
 world's trained CLIP.</li>
+<li><a href="#mutual">Mutual knowledge</a>: the information the image and text encoders share
+(Sammani &amp; Deligiannis, NeurIPS 2024): MI and AUC per model (their Table 3), MI dynamics
+and accuracy vs AUC (Figure 3), explained images (Figure 1) and, in the concept world, the
+mutual descriptors against the true attributes.</li>
 <li><a href="#provenance">Provenance</a>: the file behind each section.</li>
 </ul>
 {tables.LEGEND}
@@ -113,7 +118,7 @@ def _section(anchor: str, heading: str, body: str) -> str:
     return f'<section id="{anchor}"><h2>{escape(heading)}</h2>{body}</section>'
 
 
-def _provenance(run: RunData, values: PaperValues) -> str:
+def _provenance(run: RunData, values: PaperValues, mutual: MutualRun | None = None) -> str:
     lay = run.layout
 
     def files(paths: list[Path]) -> str:
@@ -139,12 +144,87 @@ def _provenance(run: RunData, values: PaperValues) -> str:
         ("Video retrieval (claim d)", [lay.video(k, d) for k, d in run.video]),
         ("Concept world", [lay.conceptworld_metrics()]),
     ]
+    if mutual is not None and mutual.sets:
+        paths = [
+            lay.mutual(k, s, what)
+            for s in mutual.sets
+            for k in keys
+            for what in ("summary", "images", "truth")
+            if what != "truth" or lay.mutual(k, s, what).exists()
+        ]
+        parts.append(("Mutual knowledge (truth: concept-world models only)", paths))
     body = "".join(f"<h4>{escape(name)}</h4>{files(paths)}" for name, paths in parts)
     body += (
         f"<h4>Paper values</h4><p>{escape(values.title)}, transcribed in "
         f"<code>{escape(str(values.path))}</code> (each value names its table or section).</p>"
     )
     return f'<footer id="provenance"><h2>Provenance</h2>{body}</footer>'
+
+
+def _mutual_section(
+    mutual: MutualRun, values: PaperValues, assets: Path, standalone, n_examples: int
+) -> str:
+    """Per mutual set: Table 3's form, Figure 3's form, the panels, the concept world's truth;
+    each also written as a standalone asset."""
+    if not mutual.sets:
+        line = "the mutual-knowledge stage did not run (no mutual sets in this run)"
+        return _section("mutual", "Mutual knowledge", f"<p>{tables.missing(line)}</p>")
+    legend = mutual_tables.LEGEND
+    parts = [legend]
+    for s in mutual.sets:
+        name = dataset_name(s)
+        table = mutual_tables.mutual_table(mutual, s, values)
+        standalone(f"mutual_{s}.html", f"Mutual knowledge: {name}", table, legend)
+        fit = values.mutual_data.get("vit_fit")
+        fig = _figure(
+            mutual_figures.dynamics_figure(mutual, s, values),
+            assets / f"mutual_{s}.svg",
+            f"MI dynamics and accuracy vs AUC for {name}",
+            f"{name}: MI dynamics per model (PCA solid, K-means dashed) and top-1 vs AUC with a "
+            "least-squares line per model family"
+            + (f" (the paper's ViT line: {fit['slope']}·AUC + {fit['intercept']})" if fit else "")
+            + (
+                "; hollow diamonds: the paper's Table 3."
+                if any(values.mutual(r.paper_name, s) for r in mutual.of_set(s))
+                else "."
+            ),
+            f"no mutual-knowledge results for {s}",
+        )
+        panels = []
+        for r in mutual.of_set(s):
+            if r.summary is None and r.examples is None:
+                continue
+            panel = mutual_figures.panel_figure(r, n_examples)
+            head = f"<h4>{escape(r.model.display)}</h4>"
+            if panel is None:
+                panels.append(head + f"<p>{tables.missing('no image with a thumbnail')}</p>")
+                continue
+            caption = (
+                f"{r.model.display} on {name}: concept ellipses (one colour per concept) and "
+                "the mutual descriptors, most important first; ✓ shared = also a descriptor "
+                "of the class side."
+            )
+            svg = figures.to_svg(panel)
+            details = mutual_tables.examples_table(r, n_examples)
+            panels.append(
+                head
+                + _embed(svg, f"explained images of {r.model.display}", caption)
+                + f"<details><summary>the same as text</summary>{details}</details>"
+            )
+        examples = "".join(panels) or f"<p>{tables.missing(f'no results for {s}')}</p>"
+        standalone(
+            f"mutual_{s}_examples.html", f"Mutual knowledge, explained images: {name}", examples, ""
+        )
+        truth_body = mutual_tables.truth_section_body(mutual, s)
+        standalone(
+            f"mutual_{s}_truth.html", f"Mutual descriptors vs ground truth: {name}", truth_body, ""
+        )
+        parts.append(
+            f'<h3 id="mutual-{escape(s)}">{escape(name)}</h3>{table}{fig}'
+            f"<h4>Explained images</h4>{examples}"
+            f"<h4>Mutual descriptors vs the true attributes</h4>{truth_body}"
+        )
+    return _section("mutual", "Mutual knowledge of the image and text encoders", "".join(parts))
 
 
 # ------------------------------------------------------------------------------- build
@@ -178,6 +258,7 @@ def build_report(
     video: Sequence[str | Path] = (),
     claim_margin: float = 0.0,
     claim_quorum: float = 1.0,
+    mutual_sets: Sequence[str] = (),
 ) -> Path:
     """Write the report of `run_dir` to `out_html` and its assets to `assets_dir`.
 
@@ -185,17 +266,19 @@ def build_report(
     The claims section (`claims.evaluate_claims`) uses `ood_datasets` (datasets flagged
     `ood: true`), `concept_pairs` (dataset -> [[target, unrelated], ...]), `video` (video result
     files, `{run_dir}/{model}/video/{dataset}.parquet`), `claim_margin` (percentage points) and
-    `claim_quorum` (fraction of testable cases that must hold).
+    `claim_quorum` (fraction of testable cases that must hold). `mutual_sets`: the sets the
+    mutual-knowledge stage ran on (`{run_dir}/{model}/mutual/{set}/`; none: a line says so).
     Missing result files are reported in the page; a malformed one raises `ReportInputError`."""
     values = load_paper_values(paper_values)
     run = gather_run(run_dir, _model_infos(models, values), list(datasets), list(video))
+    mutual = gather_mutual(run.layout, run.models, list(mutual_sets), values)
     assets = Path(assets_dir)
     assets.mkdir(parents=True, exist_ok=True)
 
-    def standalone(name: str, heading: str, fragment: str) -> None:
+    def standalone(name: str, heading: str, fragment: str, legend: str = tables.LEGEND) -> None:
         _write(
             assets / name,
-            page(f"{title}: {heading}", f"<h1>{escape(heading)}</h1>{tables.LEGEND}{fragment}"),
+            page(f"{title}: {heading}", f"<h1>{escape(heading)}</h1>{legend}{fragment}"),
         )
 
     # claims (shown first)
@@ -320,6 +403,8 @@ def build_report(
         "label-truth", "LLM labels vs ground truth (concept world)", truth_body
     )
 
+    mutual_section = _mutual_section(mutual, values, assets, standalone, n_examples)
+
     body = (
         f"<h1>{escape(title)}</h1>"
         + claims_section
@@ -331,9 +416,15 @@ def build_report(
         + agreement_section
         + truth_section
         + metrics_section
-        + _provenance(run, values)
+        + mutual_section
+        + _provenance(run, values, mutual)
     )
     out = Path(out_html)
     _write(out, page(title, body))
-    log.info("report written to %s (%d assets in %s)", out, len(report_assets(datasets)), assets)
+    log.info(
+        "report written to %s (%d assets in %s)",
+        out,
+        len(report_assets(datasets, mutual_sets)),
+        assets,
+    )
     return out

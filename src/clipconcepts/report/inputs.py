@@ -57,6 +57,55 @@ COLUMNS: dict[str, dict[str, pl.DataType]] = {
         "is_top": pl.Boolean,
     },
     "labels": {"layer": pl.Int16, "head": pl.Int16, "label": pl.String, "valid": pl.Boolean},
+    # the mutual-knowledge stage (`report.mutual_inputs` reads these)
+    "mutual_summary": {
+        "level": pl.String,
+        "class_id": pl.Int32,
+        "classname": pl.String,
+        "method": pl.String,
+        "n_images": pl.Int32,
+        "n_no_foreground": pl.Int32,
+        "n_empty_intersection": pl.Int32,
+        "top1": pl.Float64,
+        "mi": pl.Float64,
+        "auc": pl.Float64,
+        "curve": pl.List(pl.Float64),
+    },
+    "mutual_images": {
+        "image_id": pl.String,
+        "class_id": pl.Int32,
+        "classname": pl.String,
+        "predicted_name": pl.String,
+        "correct": pl.Boolean,
+        "method": pl.String,
+        "status": pl.String,
+        "ellipses": pl.List(
+            pl.Struct(
+                {
+                    "concept": pl.Int32,
+                    "cx": pl.Float32,
+                    "cy": pl.Float32,
+                    "width": pl.Float32,
+                    "height": pl.Float32,
+                    "angle": pl.Float32,
+                }
+            )
+        ),
+        "dv_ids": pl.List(pl.Int32),
+        "dv_texts": pl.List(pl.String),
+        "shared_ids": pl.List(pl.Int32),
+        "mi": pl.Float64,
+        "thumbnail": pl.Binary,
+    },
+    "mutual_truth": {
+        "method": pl.String,
+        "descriptors": pl.String,
+        "family": pl.String,
+        "precision": pl.Float64,
+        "baseline": pl.Float64,
+        "n_descriptors": pl.Int64,
+        "n_images": pl.Int64,
+    },
 }
 
 MAJORITY = "majority"
@@ -94,6 +143,10 @@ class RunLayout:
     def labels(self, model: str) -> Path:
         return self.run_dir / model / "labels.parquet"
 
+    def mutual(self, model: str, mutual_set: str, what: str) -> Path:
+        """The mutual-knowledge stage's `what` file (images, summary, truth) of a model and set."""
+        return self.run_dir / model / "mutual" / mutual_set / f"{what}.parquet"
+
     def video(self, model: str, dataset: str) -> Path:
         return self.run_dir / model / "video" / f"{dataset}.parquet"
 
@@ -120,6 +173,12 @@ def read_input(path: Path, kind: str) -> pl.DataFrame | None:
         frame = pl.read_parquet(path)
     except Exception as err:  # any reader error: one message naming the file
         raise ReportInputError(f"{path}: cannot be read as Parquet ({err})") from err
+    return check_columns(frame, path, kind)
+
+
+def check_columns(frame: pl.DataFrame, path: Path, kind: str) -> pl.DataFrame:
+    """`frame` with the required columns of `kind` cast to their types (`ReportInputError`
+    naming the file and the column when one is absent or of another type)."""
     required = COLUMNS[kind]
     for column, dtype in required.items():
         if column not in frame.columns:

@@ -1,4 +1,5 @@
-"""The CCS paper's published values (`paper_values.yaml`), looked up by open_clip model spec.
+"""The CCS paper's published values (`paper_values.yaml`), looked up by open_clip model spec;
+also the mutual-knowledge paper's Table 3 (its optional `mutual_knowledge` section).
 
 A run's model matches a paper model when its architecture (minus a `-quickgelu` suffix: OpenAI
 weights are loaded with QuickGELU either way) and pretrained tag equal the paper model's.
@@ -15,6 +16,7 @@ import yaml
 
 PAPER_VALUES_FILE = "paper_values.yaml"
 PRUNE_COLUMNS = ("original", "high", "low")
+MUTUAL_COLUMNS = ("top1", "mi_pca", "mi_kmeans", "auc_pca", "auc_kmeans")
 
 
 def paper_values_path() -> Path:
@@ -89,6 +91,46 @@ class PaperValues:
     @property
     def datasets(self) -> list[str]:
         return list(self.data["pruning"])
+
+    # --------------------------------------------------------------- mutual knowledge (Table 3)
+    @property
+    def mutual_data(self) -> dict:
+        """The optional `mutual_knowledge` section ({} when the file has none)."""
+        return self.data.get("mutual_knowledge") or {}
+
+    def mutual_model_name(self, arch: str | None, pretrained: str | None) -> str | None:
+        """The mutual-knowledge paper's name for an open_clip (arch, pretrained), e.g. 'ViT-B/32'."""
+        if not arch or not pretrained:
+            return None
+        for name, m in self.mutual_data.get("models", {}).items():
+            if m.get("arch") and (_normal_arch(m["arch"]), m.get("pretrained")) == (
+                _normal_arch(arch),
+                pretrained,
+            ):
+                return name
+        return None
+
+    def mutual(self, paper_model: str | None, dataset: str) -> dict[str, float] | None:
+        """{'top1', 'mi_pca', 'mi_kmeans', 'auc_pca', 'auc_kmeans'} from Table 3 when `dataset`
+        is one of the keys that mean its dataset (ImageNet val), else None."""
+        section = self.mutual_data
+        if not paper_model or dataset not in section.get("datasets", []):
+            return None
+        row = section.get("rows", {}).get(paper_model)
+        return dict(zip(MUTUAL_COLUMNS, row, strict=True)) if row else None
+
+    @property
+    def mutual_source(self) -> str:
+        return self.mutual_data.get("source", "")
+
+    @property
+    def mutual_title(self) -> str:
+        return self.mutual_data.get("paper", "")
+
+    def mutual_unmatched(self) -> dict[str, str]:
+        """Paper models that match no open_clip spec, and why."""
+        models = self.mutual_data.get("models", {})
+        return {n: m.get("unmatched", "no spec") for n, m in models.items() if not m.get("arch")}
 
 
 @cache

@@ -51,8 +51,8 @@ def ours(text: str, **data: object) -> str:
     return f'<span class="ours"{attrs}>{escape(text)}</span>'
 
 
-def paper(text: str, source: str) -> str:
-    return f' <span class="paper" title="CCS paper, {escape(source)}">({escape(text)})</span>'
+def paper(text: str, source: str, who: str = "CCS paper") -> str:
+    return f' <span class="paper" title="{escape(who)}, {escape(source)}">({escape(text)})</span>'
 
 
 def missing(text: str) -> str:
