@@ -13,7 +13,6 @@ import logging
 import sys
 from collections.abc import Callable
 
-from clipconcepts.attribution import cli as attribution_cli
 from clipconcepts.conceptworld import cli as conceptworld_cli
 from clipconcepts.mutual import cli as mutual_cli
 
@@ -564,7 +563,6 @@ STEPS: dict[str, tuple[str, Callable, Callable]] = {
 # Stages that own their sub-commands beside their code.
 STEPS.update(conceptworld_cli.STEPS)
 STEPS.update(mutual_cli.STEPS)
-STEPS.update(attribution_cli.STEPS)
 
 
 def build_parser() -> argparse.ArgumentParser:
