@@ -16,6 +16,7 @@ wildcard_constraints:
     dataset="|".join(map(re.escape, config.get("datasets") or {})) or "NONE",
     run=RUN,
     mutual_set="|".join(map(re.escape, MUTUAL_SETS)) or "NONE",
+    video_set="|".join(map(re.escape, VIDEO_SETS)) or "NONE",
 
 
 include: "rules/conceptworld.smk"
@@ -24,6 +25,8 @@ include: "rules/textspan.smk"
 include: "rules/llm.smk"
 include: "rules/prune.smk"
 include: "rules/mutual.smk"
+include: "rules/video.smk"
+include: "rules/attribution.smk"
 include: "rules/report.smk"
 
 

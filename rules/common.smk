@@ -287,6 +287,8 @@ def all_targets():
     if knob("agreement", "sheet", None):
         targets.append(f"{RESULTS}/agreement/agreement.parquet")
     targets += mutual_outputs("summary") + mutual_outputs("truth")
+    targets += attribution_outputs()
+    targets += video_outputs("prune") + video_outputs("retrieval")
     targets.append(f"{RESULTS}/report.html")
     return targets
 
@@ -337,9 +339,6 @@ def ood_datasets():
 # Mutual knowledge (rules/mutual.smk): its own datasets (ImageNet val in the paper's setup), on
 # the models of `mutual.models` (all when unset). Its wildcard is `mutual_set`.
 MUTUAL_SETS = list(knob("mutual", "datasets", {}) or {})
-REPORT_ASSETS = load_light_module("report/assets.py").report_assets(
-    DATASETS, MUTUAL_SETS
-)
 
 
 def mutual_models():
@@ -402,10 +401,38 @@ def mutual_settings():
     )
 
 
+def mutual_faithfulness_settings():
+    """Table 1's knobs (`mutual.faithfulness`) as one JSON param (FaithfulnessSettings; steps
+    and seed are mutual.concepts and mutual.seed)."""
+    section = knob("mutual", "faithfulness", {}) or {}
+    return json.dumps(
+        {
+            "blur_sigma": section.get("blur_sigma", 0.1),
+            "score_scale": section.get("score_scale", 2.5),
+            "object_tolerance": section.get("object_tolerance", 60),
+            "batch_size": knob("mutual", "batch_size", 256),
+        },
+        sort_keys=True,
+    )
+
+
+def mutual_augmented_settings():
+    """Table 2's knobs (`mutual.augmented`) as one JSON param (AugmentedSettings)."""
+    section = knob("mutual", "augmented", {}) or {}
+    settings = {
+        key: section[key]
+        for key in ("prompt", "neighbours", "include_predicted")
+        if section.get(key) is not None
+    }
+    settings["batch_size"] = knob("mutual", "batch_size", 256)
+    return json.dumps(settings, sort_keys=True)
+
+
 def mutual_outputs(kind):
-    """Every model x mutual set's `kind` file (images | summary | truth: concept world only)."""
+    """Every model x mutual set's `kind` file (images | summary | faithfulness_summary |
+    augmented; truth and faithfulness_truth: concept world only)."""
     models = mutual_models()
-    if kind == "truth":
+    if kind in ("truth", "faithfulness_truth"):
         models = [m for m in models if m in conceptworld_models()]
         sets = [
             s
@@ -419,3 +446,189 @@ def mutual_outputs(kind):
         model=models,
         mutual_set=sets,
     )
+
+
+# Head attribution (rules/attribution.smk): one job per model and step, over the stage's
+# datasets (`attribution.datasets`, default: every dataset, as pruning); one output per dataset.
+def attribution_sets():
+    chosen = knob("attribution", "datasets", None)
+    if chosen is None:
+        return DATASETS
+    unknown = [d for d in chosen if d not in DATASETS]
+    if unknown:
+        raise ValueError(
+            f"config key attribution.datasets names {', '.join(unknown)}, not in datasets "
+            f"({', '.join(DATASETS) or 'none defined'})"
+        )
+    return list(dict.fromkeys(chosen))
+
+
+ATTRIBUTION_SETS = attribution_sets()
+
+
+def attribution_files(kind, model="{model}"):
+    """A model's `kind` file per attribution dataset, in ATTRIBUTION_SETS order."""
+    return [
+        f"{RESULTS}/{model}/attribution/{dataset}/{kind}.parquet"
+        for dataset in ATTRIBUTION_SETS
+    ]
+
+
+def attribution_truth_sets():
+    """Attribution datasets of the concept world: they have a family, hence a ground truth."""
+    return [
+        d for d in ATTRIBUTION_SETS if config["datasets"][d]["kind"] == "conceptworld"
+    ]
+
+
+def attribution_dataset_specs():
+    """name -> the dataset's entry (dataset_spec's form), as one JSON param."""
+    from types import SimpleNamespace
+
+    return json.dumps(
+        {
+            d: json.loads(dataset_spec(SimpleNamespace(dataset=d)))
+            for d in ATTRIBUTION_SETS
+        },
+        sort_keys=True,
+    )
+
+
+def attribution_data_files(wildcards):
+    from types import SimpleNamespace
+
+    return [
+        f for d in ATTRIBUTION_SETS for f in dataset_files(SimpleNamespace(dataset=d))
+    ]
+
+
+def attribution_classifiers(wildcards):
+    return [
+        f"{RESULTS}/{wildcards.model}/classifiers/{d}.parquet" for d in ATTRIBUTION_SETS
+    ]
+
+
+def attribution_lexicons():
+    """Lexicon per dataset for the relation of head labels to class names."""
+    return json.dumps(
+        {
+            d: (
+                "conceptworld"
+                if config["datasets"][d]["kind"] == "conceptworld"
+                else "default"
+            )
+            for d in ATTRIBUTION_SETS
+        },
+        sort_keys=True,
+    )
+
+
+def attribution_outputs(kind=None):
+    """Every head model's attribution tables: kind = heads | correlations | reliance |
+    deletion | truth (concept-world models and sets only), or None for all of them."""
+    kinds = (
+        [kind] if kind else ["heads", "correlations", "reliance", "deletion", "truth"]
+    )
+    out = []
+    for k in kinds:
+        if k == "truth":
+            out += [
+                f"{RESULTS}/{m}/attribution/{d}/truth.parquet"
+                for m in conceptworld_models()
+                if m in HEAD_MODELS
+                for d in attribution_truth_sets()
+            ]
+        else:
+            out += [f for m in HEAD_MODELS for f in attribution_files(k, m)]
+    return out
+
+
+# Zero-shot video retrieval (rules/video.smk): its own test sets (`video.datasets`, wildcard
+# `video_set`), on the head-level models (`video.models`, default all of them: the strategies
+# need their CCS head groups).
+VIDEO_SETS = list(knob("video", "datasets", {}) or {})
+
+
+def video_models():
+    chosen = knob("video", "models", None)
+    if not VIDEO_SETS:
+        return []
+    if chosen is None:
+        return HEAD_MODELS
+    unknown = [m for m in chosen if m not in HEAD_MODELS]
+    if unknown:
+        raise ValueError(
+            f"config key video.models names {', '.join(unknown)}, not among the head-level "
+            f"models ({', '.join(HEAD_MODELS)})"
+        )
+    return list(dict.fromkeys(chosen))
+
+
+def video_clip_knob(key, default):
+    """A knob of the concept-world clips (`video.conceptworld`)."""
+    return (knob("video", "conceptworld", {}) or {}).get(key, default)
+
+
+def video_spec(wildcards):
+    """A video set's entry as JSON with the section's defaults (concept-world clips: the
+    generated folder)."""
+    spec = dict(section("video")["datasets"][wildcards.video_set])
+    spec.setdefault("sampling", knob("video", "sampling", "uniform"))
+    spec.setdefault("on_bad_video", knob("video", "on_bad_video", "fail"))
+    if spec["kind"] == "conceptworld":
+        spec.setdefault("root", f"{CONCEPTWORLD}/data/clips")
+    return json.dumps(spec, sort_keys=True)
+
+
+def video_set_files(wildcards):
+    spec = section("video")["datasets"][wildcards.video_set]
+    if spec["kind"] == "conceptworld":
+        return [f"{CONCEPTWORLD}/data/clips/manifest.parquet"]
+    return []
+
+
+def video_concept_pairs(video_set):
+    return (knob("video", "concept_pairs", {}) or {}).get(video_set, [])
+
+
+def video_plan(video_set):
+    """Every (strategy, seed) a video job evaluates, as listed in its message."""
+    plan = []
+    for strategy in knob("video", "strategies", PRUNE_STRATEGIES):
+        if strategy == "random":
+            plan += [
+                f"random/seed{s}" for s in knob("video", "random_seeds", [0, 1, 2])
+            ]
+        elif strategy == "concept":
+            for target, unrelated in video_concept_pairs(video_set):
+                plan += [
+                    f"concept:{target}:vs:{unrelated}",
+                    f"concept:{unrelated}:vs:{target}",
+                ]
+        elif strategy == "manual":
+            plan += [f"manual:{name}" for name in knob("prune", "manual", {})]
+        else:
+            plan.append(strategy)
+    return plan
+
+
+def video_outputs(kind="prune"):
+    """Every model x video set's table: kind = prune (`{model}/video/{set}.parquet`, the prune
+    schema: the report's claim (d)) or retrieval (`.retrieval.parquet`, every metric).
+    """
+    suffix = {"prune": ".parquet", "retrieval": ".retrieval.parquet"}[kind]
+    return expand(
+        f"{RESULTS}/{{model}}/video/{{video_set}}{suffix}",
+        model=video_models(),
+        video_set=VIDEO_SETS,
+    )
+
+
+# The report's standalone files (rules/report.smk), known once every stage's sets are: the
+# attribution and video sets count only where their stage has models to run (else the report
+# says the stage did not run).
+REPORT_ATTRIBUTION_SETS = ATTRIBUTION_SETS if HEAD_MODELS else []
+REPORT_VIDEO_SETS = VIDEO_SETS if video_models() else []
+REPORT_ASSETS = load_light_module("report/assets.py").report_assets(
+    DATASETS, MUTUAL_SETS, REPORT_ATTRIBUTION_SETS, REPORT_VIDEO_SETS
+)

@@ -61,6 +61,10 @@ rule mutual:
             "mutual/visual_prompts.py",
             "mutual/transport.py",
             "mutual/information.py",
+            "mutual/evaluation.py",
+            "mutual/faithfulness.py",
+            "mutual/faithfulness_truth.py",
+            "mutual/augmented.py",
             "data/zeroshot.py",
             "data/images.py",
             "models/hooked.py",
@@ -68,6 +72,11 @@ rule mutual:
     output:
         images=f"{RESULTS}/{{model}}/mutual/{{mutual_set}}/images.parquet",
         summary=f"{RESULTS}/{{model}}/mutual/{{mutual_set}}/summary.parquet",
+        # the evaluations (docs/mutual.md): Table 1, Table 2, the concept world's region check
+        faithfulness=f"{RESULTS}/{{model}}/mutual/{{mutual_set}}/faithfulness.parquet",
+        faithfulness_summary=f"{RESULTS}/{{model}}/mutual/{{mutual_set}}/faithfulness_summary.parquet",
+        augmented=f"{RESULTS}/{{model}}/mutual/{{mutual_set}}/augmented.parquet",
+        faithfulness_truth=f"{RESULTS}/{{model}}/mutual/{{mutual_set}}/faithfulness_truth.parquet",
     log:
         f"{LOGS}/{{model}}/mutual_{{mutual_set}}.log",
     conda:
@@ -90,6 +99,10 @@ rule mutual:
         per_class=knob("mutual", "images_per_class", None) or "",
         n_examples=knob("mutual", "n_examples", 4),
         crf="--crf" if knob("mutual", "crf", False) else "",
+        faithfulness=mutual_faithfulness_settings(),
+        # a function: the prompt's {classname} and {descriptor} are not wildcards
+        augmented=lambda wildcards: mutual_augmented_settings(),
+        manifest=lambda wildcards: (mutual_set_files(wildcards) or [""])[0],
     message:
         "mutual knowledge of {wildcards.model} on {wildcards.mutual_set}"
     shell:
@@ -100,7 +113,13 @@ rule mutual:
         " --descriptor-template {params.descriptor_template:q} --settings {params.settings:q}"
         " --classes={params.classes} --images-per-class={params.per_class}"
         " --n-examples {params.n_examples} {params.crf}"
-        " --out-images {output.images:q} --out-summary {output.summary:q} > {log} 2>&1"
+        " --faithfulness {params.faithfulness:q} --augmented {params.augmented:q}"
+        " --manifest={params.manifest:q}"
+        " --out-images {output.images:q} --out-summary {output.summary:q}"
+        " --out-faithfulness {output.faithfulness:q}"
+        " --out-faithfulness-summary {output.faithfulness_summary:q}"
+        " --out-augmented {output.augmented:q}"
+        " --out-faithfulness-truth {output.faithfulness_truth:q} > {log} 2>&1"
 
 
 rule mutual_truth:

@@ -18,11 +18,17 @@ rule report:
         labels=expand(
             f"{RESULTS}/{{model}}/labels.parquet", model=conceptworld_models()
         ),
-        # video retrieval results ({model}/video/{dataset}.parquet, prune schema) for claim (d):
-        # none until the workflow has a video stage
-        video=[],
+        # video retrieval under pruning ({model}/video/{set}.parquet, prune schema): claim (d)
+        video=video_outputs("prune"),
+        # every retrieval metric per strategy and direction (Figure 5's section)
+        video_retrieval=video_outputs("retrieval"),
+        # head attribution (rules/attribution.smk): the tables the report reads
+        attribution=attribution_outputs(),
         mutual=mutual_outputs("summary") + mutual_outputs("images"),
         mutual_truth=mutual_outputs("truth"),
+        mutual_evaluations=mutual_outputs("faithfulness_summary")
+        + mutual_outputs("augmented")
+        + mutual_outputs("faithfulness_truth"),
         code=code(
             "report/html.py",
             "report/tables.py",
@@ -35,6 +41,16 @@ rule report:
             "report/mutual_inputs.py",
             "report/mutual_tables.py",
             "report/mutual_figures.py",
+            "report/mutual_faithfulness.py",
+            "report/attribution_inputs.py",
+            "report/attribution_tables.py",
+            "report/attribution_figures.py",
+            "report/video_inputs.py",
+            "report/video_tables.py",
+            "report/video_figures.py",
+            "report/stage_sections.py",
+            "attribution/schemas.py",
+            "schemas.py",
         )
         + (
             code("conceptworld/lexicon.py", "conceptworld/world.py")
@@ -72,6 +88,8 @@ rule report:
         claim_margin=knob("report", "claim_margin", 0.0),
         claim_quorum=knob("report", "claim_quorum", 1.0),
         mutual_sets=" ".join(MUTUAL_SETS),
+        attribution_sets=" ".join(REPORT_ATTRIBUTION_SETS),
+        video_sets=" ".join(REPORT_VIDEO_SETS),
     message:
         "the results report of run {RUN}"
     shell:
@@ -80,4 +98,5 @@ rule report:
         " --ood-datasets {params.ood} --concept-pairs {params.concept_pairs:q}"
         " --video {input.video:q} --claim-margin {params.claim_margin}"
         " --claim-quorum {params.claim_quorum} --mutual-sets {params.mutual_sets}"
+        " --attribution-sets {params.attribution_sets} --video-sets {params.video_sets}"
         " --out {output.html:q} --assets-dir {params.assets_dir:q} > {log} 2>&1"

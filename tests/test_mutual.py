@@ -386,3 +386,22 @@ def test_towers_features_and_a_full_pass(config):
     rows = explain_class(tower, images, list("abcd"), [0] * 4, _text_side(tower), settings)
     assert len(rows) == 8 and all(len(r["curve"]) == len(r["dv_ids"]) + 1 for r in rows)
     assert any(r["status"] == "ok" for r in rows)
+
+
+def test_vit_keys_are_the_last_attention_layers_keys(tiny_clip):
+    from clipconcepts.mutual.towers import wrap_tower
+
+    tower = wrap_tower(tiny_clip)
+    x = tower.prepare(torch.rand(2, 3, tower.image_size, tower.image_size))
+    keys, emb = tower.tokens_and_embeddings(x, "keys")
+    tokens, emb_tokens = tower.tokens_and_embeddings(x, "tokens")
+    assert torch.allclose(emb, emb_tokens, atol=1e-5) and keys.shape == tokens.shape
+    # keys = ln_1(x) W_k^T of the last block, without the in_proj bias
+    block = tiny_clip.blocks[-1]
+    x_in = tiny_clip.residual_before(x, tiny_clip.n_layers - 1)
+    seen = {}
+    hook = block.attn.register_forward_hook(lambda m, args, out: seen.update(q=args[0]))
+    block(x_in)
+    hook.remove()
+    w_k = block.attn.in_proj_weight[tiny_clip.width : 2 * tiny_clip.width]
+    assert torch.allclose(keys, (seen["q"] @ w_k.T)[:, 1:], atol=1e-5)

@@ -362,6 +362,7 @@ def test_step_end_to_end_llm_offline_equals_conceptworld_source(tmp_path, monkey
         ("source_class", "string"),
         ("family", "string"),
         ("value", "string"),
+        ("classes", "list<element: string>"),
     ]
     llm, meta = read_descriptor_bank(tmp_path / "llm.parquet")
     cw, cw_meta = read_descriptor_bank(tmp_path / "cw.parquet")

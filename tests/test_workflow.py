@@ -226,7 +226,10 @@ def test_rerun_after_judge_prompt_edit_skips_extraction_textspan_labelling(small
             )
         )
         counts = _dry(work)
-        expected = {"judge", "ccs", "annotation_sheet", "prune_eval", "report", "all"}
+        expected = {"judge", "ccs", "annotation_sheet", "prune_eval", "video_eval", "report"}
+        # attribution tables that set CCS beside the other views of a head
+        expected |= {"attribution_deletion", "attribution_heads", "attribution_faithfulness"}
+        expected |= {"attribution_reliance", "attribution_truth", "all"}
         assert set(counts) == expected, counts
     finally:
         prompts.write_text(original)

@@ -13,8 +13,10 @@ import logging
 import sys
 from collections.abc import Callable
 
+from clipconcepts.attribution import cli as attribution_cli
 from clipconcepts.conceptworld import cli as conceptworld_cli
 from clipconcepts.mutual import cli as mutual_cli
+from clipconcepts.video import cli as video_cli
 
 log = logging.getLogger("clipconcepts")
 
@@ -508,7 +510,8 @@ def _report_args(p):
     p.add_argument("--video", nargs="*", default=[], help="video retrieval result files")
     p.add_argument("--claim-margin", type=float, default=0.0, help="percentage points")
     p.add_argument("--claim-quorum", type=float, default=1.0, help="fraction of cases")
-    p.add_argument("--mutual-sets", nargs="*", default=[], help="mutual-knowledge sets run")
+    for stage in ("mutual", "attribution", "video"):  # the sets each stage ran on
+        p.add_argument(f"--{stage}-sets", nargs="*", default=[], help=f"{stage} stage sets")
     p.add_argument("--out", required=True)
     p.add_argument("--assets-dir", required=True)
 
@@ -530,6 +533,8 @@ def _report(args):
         claim_margin=args.claim_margin,
         claim_quorum=args.claim_quorum,
         mutual_sets=args.mutual_sets,
+        attribution_sets=args.attribution_sets,
+        video_sets=args.video_sets,
     )
     log.info("report -> %s", path)
 
@@ -563,6 +568,8 @@ STEPS: dict[str, tuple[str, Callable, Callable]] = {
 # Stages that own their sub-commands beside their code.
 STEPS.update(conceptworld_cli.STEPS)
 STEPS.update(mutual_cli.STEPS)
+STEPS.update(attribution_cli.STEPS)
+STEPS.update(video_cli.STEPS)
 
 
 def build_parser() -> argparse.ArgumentParser:

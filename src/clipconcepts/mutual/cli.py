@@ -36,6 +36,14 @@ def _mutual_args(p):
     p.add_argument("--crf", action="store_true", help="dense-CRF refinement of the regions")
     p.add_argument("--out-images", required=True)
     p.add_argument("--out-summary", required=True)
+    # the evaluations (Tables 1 and 2, the concept world's region check): all four or none
+    p.add_argument("--out-faithfulness", default=None, help="Table 1, per image")
+    p.add_argument("--out-faithfulness-summary", default=None, help="Table 1, averaged")
+    p.add_argument("--out-augmented", default=None, help="Table 2")
+    p.add_argument("--out-faithfulness-truth", default=None, help="concept world: region check")
+    p.add_argument("--faithfulness", type=_json, default={}, help="FaithfulnessSettings (JSON)")
+    p.add_argument("--augmented", type=_json, default={}, help="AugmentedSettings (JSON)")
+    p.add_argument("--manifest", default=None, help="concept world: the set's manifest.parquet")
 
 
 def _mutual(args):
@@ -89,6 +97,7 @@ def _mutual(args):
         "descriptor_template": args.descriptor_template,
         "image_size": size,
     }
+    evaluation = _evaluation(args, bank, dataset.classnames, settings)
     summary = run_mutual(
         clip,
         dataset,
@@ -101,6 +110,7 @@ def _mutual(args):
         images_per_class=args.images_per_class,
         n_examples=args.n_examples,
         metadata=meta,
+        evaluation=evaluation,
     )
     log.info(
         "%s on %s:\n%s",
@@ -109,6 +119,47 @@ def _mutual(args):
         summary.filter(pl.col("level") == "dataset").drop(
             "level", "class_id", "classname", "curve"
         ),
+    )
+
+
+def _evaluation(args, bank, classnames, settings):
+    """The evaluations to run inside the step (None when no output of theirs is asked)."""
+    from pathlib import Path
+
+    import polars as pl
+
+    from clipconcepts.mutual.augmented import AugmentedSettings, class_descriptor_lists
+    from clipconcepts.mutual.evaluation import Evaluation
+    from clipconcepts.mutual.faithfulness import FaithfulnessSettings
+
+    outs = [
+        args.out_faithfulness,
+        args.out_faithfulness_summary,
+        args.out_augmented,
+        args.out_faithfulness_truth,
+    ]
+    if not any(outs):
+        return None
+    if not all(outs):
+        raise ValueError("the mutual step writes all four evaluation files or none")
+    faithfulness = {
+        "steps": settings.n_concepts,
+        "seed": settings.seed,
+        **(args.faithfulness or {}),
+    }
+    spec = args.dataset_spec or {}
+    family = colors = None
+    if spec.get("kind") == "conceptworld" and args.manifest:
+        manifest = pl.read_parquet(args.manifest)
+        family = spec.get("family")
+        colors = dict(manifest.select("image_id", "color").rows())
+    return Evaluation(
+        *map(Path, outs),
+        own_descriptors=class_descriptor_lists(bank, classnames),
+        faithfulness=FaithfulnessSettings(**faithfulness),
+        augmented=AugmentedSettings(**(args.augmented or {})),
+        family=family,
+        colors=colors,
     )
 
 

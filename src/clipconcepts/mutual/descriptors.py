@@ -17,8 +17,10 @@ repetitions, into one set D that any image or class can be described with. Sourc
 
 The pool is de-duplicated (case and spacing), keeping the first occurrence: class order, then
 answer order. Output: Parquet `descriptor_id:int32, text:str, source_class:str|null,
-family:str|null, value:str|null` (family and value: the concept world's attribute a descriptor
-names), with JSON metadata under the schema key "clipconcepts".
+family:str|null, value:str|null, classes:list<str>|null` (family and value: the concept world's
+attribute a descriptor names; classes: every class whose answer gave it, or every class of the
+dataset for class-agnostic banks, null when unknown = every class; banks written before the
+column existed are read as all-null), with JSON metadata under the schema key "clipconcepts".
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import json
 import logging
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -59,18 +61,22 @@ SCHEMA = pa.schema(
         pa.field("source_class", pa.string(), nullable=True),
         pa.field("family", pa.string(), nullable=True),
         pa.field("value", pa.string(), nullable=True),
+        pa.field("classes", pa.list_(pa.string()), nullable=True),
     ]
 )
+OPTIONAL_COLUMNS = ("classes",)  # absent from banks written before it existed
 
 
 @dataclass(frozen=True)
 class Descriptor:
-    """One bank entry; `source_class`: the first class it came from (llm source)."""
+    """One bank entry; `source_class`: the first class it came from (llm source); `classes`:
+    every class whose answer gave it (None: unknown, read as every class)."""
 
     text: str
     source_class: str | None = None
     family: str | None = None
     value: str | None = None
+    classes: tuple[str, ...] | None = None
 
 
 # ---------------------------------------------------------------------------- the LLM request
@@ -141,19 +147,26 @@ def pool_descriptors(
 ) -> list[Descriptor]:
     """One pool from (class, descriptors) pairs: class names stripped (optionally; a None class
     strips nothing), blanks dropped, duplicates (case and spacing) dropped keeping the first
-    (class order, then answer order), each with the class it first came from."""
-    seen: set[str] = set()
-    pool: list[Descriptor] = []
+    (class order, then answer order), each with the class it first came from and every class
+    whose answer gave it (`classes`; None when no class is named)."""
+    first: dict[str, tuple[str, str | None]] = {}
+    classes: dict[str, list[str]] = {}
     for classname, texts in answers:
         for text in texts:
             strip = strip_class_names and classname is not None
             clean = strip_class_name(text, classname) if strip else _one_line(text)
-            if not clean or dedupe_key(clean) in seen:
+            if not clean:
                 continue
-            seen.add(dedupe_key(clean))
+            key = dedupe_key(clean)
             source = None if classname is None else str(classname)
-            pool.append(Descriptor(clean, source_class=source))
-    return pool
+            first.setdefault(key, (clean, source))
+            named = classes.setdefault(key, [])
+            if source is not None and source not in named:
+                named.append(source)
+    return [
+        Descriptor(clean, source_class=source, classes=tuple(classes[key]) or None)
+        for key, (clean, source) in first.items()
+    ]
 
 
 def llm_descriptors(
@@ -183,7 +196,17 @@ def llm_descriptors(
     valid = [
         (c, a.data["descriptors"]) for c, a in zip(classnames, answers, strict=True) if a.valid
     ]
-    return pool_descriptors(valid, strip_class_names)
+    pool = pool_descriptors(valid, strip_class_names)
+    if backend.kind == "offline":  # one class-agnostic answer: it describes every class
+        pool = with_classes(pool, classnames)
+    return pool
+
+
+def with_classes(pool: Sequence[Descriptor], classnames: Sequence[str] | None) -> list[Descriptor]:
+    """`pool` with every descriptor naming all of `classnames` (class-agnostic banks); None
+    leaves `classes` unknown (read as every class)."""
+    named = tuple(str(c) for c in classnames) if classnames else None
+    return [replace(d, classes=named) for d in pool]
 
 
 def offline_descriptors(lexicon: str | None) -> list[str] | None:
@@ -231,7 +254,7 @@ def with_conceptworld_values(pool: Sequence[Descriptor]) -> list[Descriptor]:
     for d in pool:
         found = value_of(d.text) if d.family is None else (d.family, d.value)
         family, value = found if found is not None else (None, None)
-        out.append(Descriptor(d.text, d.source_class, family, value))
+        out.append(replace(d, family=family, value=value))
     return out
 
 
@@ -274,12 +297,13 @@ def build_descriptor_bank(
     elif source == "file":
         if not path:
             raise ValueError(f"the file descriptor source needs the config key {PATH_KEY}")
-        pool = [Descriptor(t) for t in read_descriptor_file(path)]
+        pool = with_classes([Descriptor(t) for t in read_descriptor_file(path)], classnames)
         meta["path"] = str(path)
     elif source == "conceptworld":
         from clipconcepts.conceptworld.descriptors import conceptworld_descriptors
 
         pool = [Descriptor(t, None, f, v) for t, f, v in conceptworld_descriptors()]
+        pool = with_classes(pool, classnames)
         concept_world = True
     else:
         raise ValueError(f"unknown descriptor source {source!r}; choose from {SOURCES}")
@@ -300,6 +324,10 @@ def descriptor_table(pool: Sequence[Descriptor], meta: dict[str, Any] | None = N
             "source_class": pa.array([d.source_class for d in pool], pa.string()),
             "family": pa.array([d.family for d in pool], pa.string()),
             "value": pa.array([d.value for d in pool], pa.string()),
+            "classes": pa.array(
+                [None if d.classes is None else list(d.classes) for d in pool],
+                pa.list_(pa.string()),
+            ),
         },
         schema=SCHEMA,
     )
@@ -325,9 +353,13 @@ def read_descriptor_bank(path: str | Path) -> tuple[pa.Table, dict[str, Any]]:
     if not Path(path).is_file():
         raise FileNotFoundError(f"descriptor bank not found: {path}")
     table = pq.read_table(path)
-    missing = sorted(set(SCHEMA.names) - set(table.column_names))
+    missing = sorted(set(SCHEMA.names) - set(table.column_names) - set(OPTIONAL_COLUMNS))
     if missing:
         raise ValueError(f"descriptor bank {path} lacks columns {missing}")
+    if "classes" not in table.column_names:  # an older bank: every class, unknown
+        table = table.append_column(
+            SCHEMA.field("classes"), pa.nulls(table.num_rows, pa.list_(pa.string()))
+        )
     meta = json.loads((table.schema.metadata or {}).get(META_KEY, b"{}"))
     return table.sort_by("descriptor_id"), meta
 
@@ -368,8 +400,11 @@ def run(args) -> None:
                 max_concurrency=args.max_concurrency,
                 max_invalid_fraction=args.max_invalid_fraction,
             )
-    else:
-        pool, meta = build_descriptor_bank(args.source, path=args.path, concept_world=concept_world)
+    else:  # class-agnostic: every class of the dataset (when it is named)
+        classnames = dataset_classnames(args.dataset, spec) if args.dataset and spec else None
+        pool, meta = build_descriptor_bank(
+            args.source, classnames=classnames, path=args.path, concept_world=concept_world
+        )
     meta["dataset"] = args.dataset
     write_descriptor_bank(pool, args.out, meta)
     log.info(

@@ -161,6 +161,9 @@ def explain_class(
                 settings.sinkhorn_iterations,
             )
             selections = dict(zip(with_concepts, chosen, strict=True))
+        concept_rows = _concept_scores(
+            ellipses, with_concepts, per_image, selections, embs.to(device), text
+        )
         for i in range(len(images)):
             side = int(predicted[i]) if settings.text_side == "predicted" else int(labels[i])
             dy = text.class_descriptors[side].tolist()
@@ -182,6 +185,30 @@ def explain_class(
                     "shared_ids": [d for d in dv if d in set(dy)],
                     "mi": curve[0],
                     "curve": curve,
+                    "concept_grid": grids[i].tolist(),
+                    "concepts": concept_rows.get(i, []),
                 }
             )
     return rows
+
+
+def _concept_scores(ellipses, with_concepts, per_image, selections, embs, text) -> dict:
+    """Per image with concepts: one dict per concept (id order) with `visual` = cosine of the
+    image with the concept's embedding (the mean of its prompts' embeddings), `descriptor_id` =
+    its top descriptor (its first Sinkhorn pick; where the image's intersection was empty, its
+    top descriptor under the concept classifier) and `textual` = cosine of the image with that
+    descriptor (embedded without a template). Faithfulness (Table 1) ranks concepts by
+    visual x textual."""
+    out = {}
+    for i, concept_emb in zip(with_concepts, per_image, strict=True):
+        sel = selections.get(i)
+        top = sel.concept_top if sel is not None and sel.concept_top else []
+        if len(top) != concept_emb.shape[0]:
+            top = (concept_emb @ text.descriptors.T).argmax(dim=1).tolist()
+        visual = torch.nn.functional.normalize(concept_emb, dim=-1) @ embs[i]
+        textual = text.descriptors_plain[top] @ embs[i]
+        out[i] = [
+            {"concept": c, "visual": float(v), "descriptor_id": int(d), "textual": float(t)}
+            for (c, _), v, d, t in zip(ellipses[i], visual, top, textual, strict=True)
+        ]
+    return out

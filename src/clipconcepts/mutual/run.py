@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 from clipconcepts.io import atomic_path
 from clipconcepts.mutual.explain import MutualSettings, TextSide, explain_class
 from clipconcepts.mutual.information import area_under_curve, average_curves
+from clipconcepts.mutual.towers import wrap_tower
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,14 @@ ELLIPSE = pl.Struct(
         "width": pl.Float32,
         "height": pl.Float32,
         "angle": pl.Float32,
+    }
+)
+CONCEPT = pl.Struct(
+    {
+        "concept": pl.Int32,
+        "visual": pl.Float32,
+        "descriptor_id": pl.Int32,
+        "textual": pl.Float32,
     }
 )
 IMAGE_SCHEMA = {
@@ -55,6 +64,8 @@ IMAGE_SCHEMA = {
     "shared_ids": pl.List(pl.Int32),
     "mi": pl.Float64,
     "curve": pl.List(pl.Float64),
+    "concept_grid": pl.List(pl.List(pl.Int16)),
+    "concepts": pl.List(CONCEPT),
     "thumbnail": pl.Binary,
 }
 SUMMARY_SCHEMA = {
@@ -170,14 +181,17 @@ def run_mutual(
     images_per_class: int | None = None,
     n_examples: int = 4,
     metadata: dict | None = None,
+    evaluation=None,
 ) -> pl.DataFrame:
     """Explain every chosen class of `dataset` (built with `squash_transform`); returns the
-    summary."""
+    summary. `evaluation` (an `evaluation.Evaluation`): Tables 1 and 2 (and the concept world's
+    region check) on the same classes, their parts written before each class's own."""
     out_images = Path(out_images)
     parts = out_images.with_name(out_images.name + ".parts")
     parts.mkdir(parents=True, exist_ok=True)
+    extra = {} if evaluation is None else {"evaluation": evaluation.stamp()}
     stamp = json.dumps(
-        {"settings": vars(settings), **(metadata or {})}, sort_keys=True, default=str
+        {"settings": vars(settings), **(metadata or {}), **extra}, sort_keys=True, default=str
     )
     stamp_file = parts / "settings.json"
     if stamp_file.exists() and stamp_file.read_text() != stamp:
@@ -204,6 +218,9 @@ def run_mutual(
             row["dv_texts"] = [descriptor_texts[d] for d in row["dv_ids"]]
             first = row["image_id"] == ids[0] and class_id in example_classes
             row["thumbnail"] = _png(images[0]) if first else None
+        if evaluation is not None and rows:
+            tower = wrap_tower(clip)
+            evaluation.per_class(tower, text.classifier, images, ids, rows, parts, class_id)
         with atomic_path(part) as tmp:
             pl.DataFrame(rows, schema=IMAGE_SCHEMA).write_parquet(tmp)
     if done:
@@ -229,8 +246,22 @@ def run_mutual(
             import pyarrow.parquet as pq
 
             pq.write_table(arrow, tmp, compression="zstd")
+    if evaluation is not None:
+        evaluation.finish(wrap_tower(clip), text.classifier, table, parts, names, metadata or {})
     shutil.rmtree(parts)
     return summary
+
+
+def write_with_metadata(frame: pl.DataFrame, path: str | Path, meta: dict) -> None:
+    """`frame` to Parquet (zstd, atomically) with `meta` as JSON under the schema key
+    `clipconcepts`."""
+    import pyarrow.parquet as pq
+
+    arrow = frame.to_arrow().replace_schema_metadata(
+        {"clipconcepts": json.dumps(meta, sort_keys=True, default=str)}
+    )
+    with atomic_path(path) as tmp:
+        pq.write_table(arrow, tmp, compression="zstd")
 
 
 def _summary_row(group: pl.DataFrame, level, class_id, classname, method) -> dict:

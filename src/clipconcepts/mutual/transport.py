@@ -16,7 +16,7 @@ POT's `ot.sinkhorn(uniform, uniform, -scale * cosine, reg=1)` up to a constant f
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -70,11 +70,13 @@ def sinkhorn(
 @dataclass
 class Selection:
     """One image's mutual descriptors: ids ordered by importance, their relevance (cosine with
-    the image) and a status (`ok` or `empty_intersection`)."""
+    the image) and a status (`ok` or `empty_intersection`); `concept_top`: each concept's first
+    Sinkhorn pick (its row's largest entry), in the order the concepts were given."""
 
     ids: list[int]
     relevance: list[float]
     status: str = "ok"
+    concept_top: list[int] = field(default_factory=list)
 
 
 @torch.no_grad()
@@ -133,5 +135,6 @@ def select_descriptors(
             chosen = ids[picks.flatten().unique()]
             relevance = descriptors_plain[chosen] @ images[i]
             order = relevance.argsort(descending=True, stable=True)
-            out[i] = Selection(chosen[order].tolist(), relevance[order].tolist())
+            top = ids[picks[:, 0]].tolist()
+            out[i] = Selection(chosen[order].tolist(), relevance[order].tolist(), concept_top=top)
     return out  # type: ignore[return-value]

@@ -21,6 +21,9 @@ DATASET_NAMES = {
     "imagenet-r": "ImageNet-R",
     "imagenet": "ImageNet",
     "imagenet-val": "ImageNet val",
+    "msrvtt": "MSR-VTT",
+    "msvd": "MSVD",
+    "didemo": "DiDeMo",
 }
 
 
@@ -44,11 +47,19 @@ class Asset:
         return caption_path(self.kind)
 
 
-def report_assets(datasets: Sequence[str], mutual_sets: Sequence[str] = ()) -> list[Asset]:
+def report_assets(
+    datasets: Sequence[str],
+    mutual_sets: Sequence[str] = (),
+    attribution_sets: Sequence[str] = (),
+    video_sets: Sequence[str] = (),
+) -> list[Asset]:
     """Every asset `build_report` writes, in a fixed order (each is written even without data,
     then saying what is missing, so a rule can declare them all as outputs). Per mutual set:
-    Table 3's form, Figure 3's form, the explanation panels of every model, and the concept
-    world's descriptor precision."""
+    Table 3's form, Figure 3's form, the explanation panels of every model, the concept
+    world's descriptor precision, Table 1's form (with the concept world's region check) and
+    Table 2's form. Per attribution dataset: the per-head tables, the correlation heat map, the
+    deletion curves, the unexpected reliance and the check against the concept world's truth.
+    Per video set: Figure 5's table and chart."""
     assets = [
         Asset("claims.html", "claims", "Claims"),
         Asset("ccs_at_k.html", "ccs_at_k_table", "CCS"),
@@ -75,14 +86,38 @@ def report_assets(datasets: Sequence[str], mutual_sets: Sequence[str] = ()) -> l
             Asset(f"mutual_{s}.svg", "mutual_figure", "Mutual knowledge", sub),
             Asset(f"mutual_{s}_examples.html", "mutual_examples", "Mutual knowledge", sub),
             Asset(f"mutual_{s}_truth.html", "mutual_truth", "Mutual knowledge", sub),
+            Asset(f"mutual_{s}_faithfulness.html", "mutual_faithfulness", "Mutual knowledge", sub),
+            Asset(f"mutual_{s}_augmented.html", "mutual_augmented", "Mutual knowledge", sub),
+        ]
+    for d in attribution_sets:
+        sub = dataset_name(d)
+        assets += [
+            Asset(f"attribution_{d}.html", "attribution_table", "Attribution", sub),
+            Asset(
+                f"attribution_{d}_correlations.svg", "attribution_correlations", "Attribution", sub
+            ),
+            Asset(f"attribution_{d}_deletion.svg", "attribution_deletion", "Attribution", sub),
+            Asset(f"attribution_{d}_reliance.html", "attribution_reliance", "Attribution", sub),
+            Asset(f"attribution_{d}_truth.html", "attribution_truth", "Attribution", sub),
+        ]
+    for s in video_sets:
+        sub = dataset_name(s)
+        assets += [
+            Asset(f"video_{s}.html", "video_table", "Video retrieval", sub),
+            Asset(f"video_{s}.svg", "video_figure", "Video retrieval", sub),
         ]
     return assets
 
 
 def asset_paths(
-    assets_dir: str | Path, datasets: Sequence[str], mutual_sets: Sequence[str] = ()
+    assets_dir: str | Path,
+    datasets: Sequence[str],
+    mutual_sets: Sequence[str] = (),
+    attribution_sets: Sequence[str] = (),
+    video_sets: Sequence[str] = (),
 ) -> list[Path]:
-    return [Path(assets_dir) / a.name for a in report_assets(datasets, mutual_sets)]
+    assets = report_assets(datasets, mutual_sets, attribution_sets, video_sets)
+    return [Path(assets_dir) / a.name for a in assets]
 
 
 def caption_path(kind: str) -> Path:

@@ -20,11 +20,21 @@ from matplotlib.figure import Figure
 
 from clipconcepts.io import atomic_path
 from clipconcepts.report import claims as claims_mod
-from clipconcepts.report import figures, mutual_figures, mutual_tables, tables, truth
+from clipconcepts.report import (
+    figures,
+    mutual_faithfulness,
+    mutual_figures,
+    mutual_tables,
+    stage_sections,
+    tables,
+    truth,
+)
 from clipconcepts.report.assets import dataset_name, report_assets
+from clipconcepts.report.attribution_inputs import gather_attribution
 from clipconcepts.report.inputs import ModelInfo, RunData, gather_run
 from clipconcepts.report.mutual_inputs import MutualRun, gather_mutual
 from clipconcepts.report.paper import PaperValues, load_paper_values
+from clipconcepts.report.video_inputs import gather_video
 
 log = logging.getLogger(__name__)
 
@@ -106,8 +116,15 @@ label names the family a head writes most.</li>
 world's trained CLIP.</li>
 <li><a href="#mutual">Mutual knowledge</a>: the information the image and text encoders share
 (Sammani &amp; Deligiannis, NeurIPS 2024): MI and AUC per model (their Table 3), MI dynamics
-and accuracy vs AUC (Figure 3), explained images (Figure 1) and, in the concept world, the
-mutual descriptors against the true attributes.</li>
+and accuracy vs AUC (Figure 3), explained images (Figure 1), explanation faithfulness (Table 1),
+zero-shot with descriptors and explanations (Table 2) and, in the concept world, the mutual
+descriptors against the true attributes and blurring the true attribute's region vs a random
+one.</li>
+<li><a href="#attribution">Head attribution</a>: per head its CCS, attribution patching (AtP),
+direct effect and the true effect of ablating it, their correlations (heat map), deletion
+curves, unexpected reliance and, in the concept world, precision@k against the truth.</li>
+<li><a href="#video">Video retrieval</a>: zero-shot text-to-video and video-to-text retrieval
+under head pruning (paper section 5.6, Figure 5).</li>
 <li><a href="#provenance">Provenance</a>: the file behind each section.</li>
 </ul>
 {tables.LEGEND}
@@ -118,7 +135,12 @@ def _section(anchor: str, heading: str, body: str) -> str:
     return f'<section id="{anchor}"><h2>{escape(heading)}</h2>{body}</section>'
 
 
-def _provenance(run: RunData, values: PaperValues, mutual: MutualRun | None = None) -> str:
+def _provenance(
+    run: RunData,
+    values: PaperValues,
+    mutual: MutualRun | None = None,
+    extra: Sequence[tuple[str, list[Path]]] = (),
+) -> str:
     lay = run.layout
 
     def files(paths: list[Path]) -> str:
@@ -149,10 +171,18 @@ def _provenance(run: RunData, values: PaperValues, mutual: MutualRun | None = No
             lay.mutual(k, s, what)
             for s in mutual.sets
             for k in keys
-            for what in ("summary", "images", "truth")
-            if what != "truth" or lay.mutual(k, s, what).exists()
+            for what in (
+                "summary",
+                "images",
+                "truth",
+                "faithfulness_summary",
+                "augmented",
+                "faithfulness_truth",
+            )
+            if what not in ("truth", "faithfulness_truth") or lay.mutual(k, s, what).exists()
         ]
         parts.append(("Mutual knowledge (truth: concept-world models only)", paths))
+    parts += list(extra)
     body = "".join(f"<h4>{escape(name)}</h4>{files(paths)}" for name, paths in parts)
     body += (
         f"<h4>Paper values</h4><p>{escape(values.title)}, transcribed in "
@@ -219,10 +249,24 @@ def _mutual_section(
         standalone(
             f"mutual_{s}_truth.html", f"Mutual descriptors vs ground truth: {name}", truth_body, ""
         )
+        faithfulness = mutual_faithfulness.faithfulness_table(mutual, s, values)
+        regions = mutual_faithfulness.regions_section_body(mutual, s)
+        standalone(
+            f"mutual_{s}_faithfulness.html",
+            f"Explanation faithfulness: {name}",
+            faithfulness + "<h4>True attribute's region vs a random one</h4>" + regions,
+            "",
+        )
+        augmented = mutual_faithfulness.augmented_table(mutual, s, values)
+        standalone(f"mutual_{s}_augmented.html", f"Descriptor zero-shot: {name}", augmented, "")
         parts.append(
             f'<h3 id="mutual-{escape(s)}">{escape(name)}</h3>{table}{fig}'
             f"<h4>Explained images</h4>{examples}"
             f"<h4>Mutual descriptors vs the true attributes</h4>{truth_body}"
+            f"<h4>Explanation faithfulness (the paper's Table 1)</h4>{faithfulness}"
+            f"<h4>Deleting the true attribute's region vs a random one</h4>{regions}"
+            f"<h4>Zero-shot with descriptors and explanations (the paper's Table 2)</h4>"
+            f"{augmented}"
         )
     return _section("mutual", "Mutual knowledge of the image and text encoders", "".join(parts))
 
@@ -259,6 +303,8 @@ def build_report(
     claim_margin: float = 0.0,
     claim_quorum: float = 1.0,
     mutual_sets: Sequence[str] = (),
+    attribution_sets: Sequence[str] = (),
+    video_sets: Sequence[str] = (),
 ) -> Path:
     """Write the report of `run_dir` to `out_html` and its assets to `assets_dir`.
 
@@ -268,10 +314,15 @@ def build_report(
     files, `{run_dir}/{model}/video/{dataset}.parquet`), `claim_margin` (percentage points) and
     `claim_quorum` (fraction of testable cases that must hold). `mutual_sets`: the sets the
     mutual-knowledge stage ran on (`{run_dir}/{model}/mutual/{set}/`; none: a line says so).
+    `attribution_sets`, `video_sets`: the datasets the head-attribution stage and the video sets
+    the video-retrieval stage ran on (`{model}/attribution/{dataset}/`,
+    `{model}/video/{set}.retrieval.parquet`; none: a line says so).
     Missing result files are reported in the page; a malformed one raises `ReportInputError`."""
     values = load_paper_values(paper_values)
     run = gather_run(run_dir, _model_infos(models, values), list(datasets), list(video))
     mutual = gather_mutual(run.layout, run.models, list(mutual_sets), values)
+    attribution = gather_attribution(run.layout, run.models, list(attribution_sets))
+    video_run = gather_video(run.layout, run.models, list(video_sets))
     assets = Path(assets_dir)
     assets.mkdir(parents=True, exist_ok=True)
 
@@ -404,6 +455,13 @@ def build_report(
     )
 
     mutual_section = _mutual_section(mutual, values, assets, standalone, n_examples)
+    attribution_section = stage_sections.attribution_section(
+        attribution, assets, standalone, _figure
+    )
+    video_section = stage_sections.video_section(video_run, assets, standalone, _figure)
+    extra = stage_sections.provenance(
+        run.layout, [m.key for m in run.models], attribution.datasets, video_run.sets
+    )
 
     body = (
         f"<h1>{escape(title)}</h1>"
@@ -417,14 +475,16 @@ def build_report(
         + truth_section
         + metrics_section
         + mutual_section
-        + _provenance(run, values, mutual)
+        + attribution_section
+        + video_section
+        + _provenance(run, values, mutual, extra)
     )
     out = Path(out_html)
     _write(out, page(title, body))
     log.info(
         "report written to %s (%d assets in %s)",
         out,
-        len(report_assets(datasets, mutual_sets)),
+        len(report_assets(datasets, mutual_sets, attribution_sets, video_sets)),
         assets,
     )
     return out

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import polars as pl
 
-from clipconcepts.schemas import PRUNE_RESULTS
+from clipconcepts.attribution import schemas as attribution_schemas
+from clipconcepts.schemas import PRUNE_RESULTS, VIDEO_RETRIEVAL
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +107,48 @@ COLUMNS: dict[str, dict[str, pl.DataType]] = {
         "n_descriptors": pl.Int64,
         "n_images": pl.Int64,
     },
+    # the mutual step's evaluations (Tables 1 and 2, the concept world's region check)
+    "mutual_faithfulness_summary": {
+        "method": pl.String,
+        "order": pl.String,
+        "steps": pl.Int32,
+        "n_images": pl.Int32,
+        "n_no_concepts": pl.Int32,
+        "deletion": pl.Float64,
+        "insertion": pl.Float64,
+        "acc_drop": pl.Float64,
+        "acc_inc": pl.Float64,
+    },
+    "mutual_augmented": {
+        "method": pl.String,
+        "n_images": pl.Int32,
+        "plain_top1": pl.Float64,
+        "base_top1": pl.Float64,
+        "ours_top1": pl.Float64,
+        "delta": pl.Float64,
+    },
+    "mutual_faithfulness_truth": {
+        "level": pl.String,
+        "classname": pl.String,
+        "region": pl.String,
+        "n_images": pl.Int32,
+        "n_skipped": pl.Int32,
+        "area": pl.Float64,
+        "drop_true": pl.Float64,
+        "drop_random": pl.Float64,
+        "margin": pl.Float64,
+        "wins": pl.Float64,
+    },
 }
+
+# the attribution stage (`report.attribution_inputs`) and the video stage (`report.video_inputs`)
+COLUMNS.update(
+    {
+        f"attribution_{kind}": getattr(attribution_schemas, kind.upper())
+        for kind in ("heads", "correlations", "deletion", "reliance", "truth")
+    }
+)
+COLUMNS["video_retrieval"] = VIDEO_RETRIEVAL
 
 MAJORITY = "majority"
 BASE_STRATEGIES = ("original", "high", "low", "random")
@@ -161,6 +203,15 @@ class RunLayout:
         if len(parts) != 3 or parts[1] != "video" or path.suffix != ".parquet":
             raise ReportInputError(expected)
         return parts[0], path.stem
+
+    def attribution(self, model: str, dataset: str, kind: str) -> Path:
+        """The attribution stage's `kind` table (heads, correlations, deletion, reliance,
+        truth) of a model and dataset."""
+        return self.run_dir / model / "attribution" / dataset / f"{kind}.parquet"
+
+    def video_retrieval(self, model: str, video_set: str) -> Path:
+        """Every retrieval metric per prune set and direction (`schemas.VIDEO_RETRIEVAL`)."""
+        return self.run_dir / model / "video" / f"{video_set}.retrieval.parquet"
 
 
 def read_input(path: Path, kind: str) -> pl.DataFrame | None:

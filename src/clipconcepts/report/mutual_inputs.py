@@ -9,7 +9,11 @@ Per model and mutual set, under the run folder (`RunLayout.mutual`):
 - `{model}/mutual/{set}/images.parquet`: one row per image and method; only the rows with a
   thumbnail (the first image of a few classes) are read, for the explanation panels;
 - `{model}/mutual/{set}/truth.parquet` (concept-world models only): the mutual descriptors'
-  precision against the images' true attributes.
+  precision against the images' true attributes;
+- `{model}/mutual/{set}/faithfulness_summary.parquet` (Table 1: deletion, insertion, AccDrop,
+  AccInc per method, ranked and random order), `augmented.parquet` (Table 2: Base and Ours
+  top-1 per method) and `faithfulness_truth.parquet` (the concept world's true-vs-random region
+  check; an empty table elsewhere, read as absent).
 
 A missing file is not an error (the report says it is missing); a malformed one raises
 `ReportInputError` naming the file and the column, as for the other inputs.
@@ -87,6 +91,10 @@ def _read(path: Path, kind: str) -> pl.DataFrame | None:
     return check_columns(frame, path, kind)
 
 
+def _nonempty(frame: pl.DataFrame | None) -> pl.DataFrame | None:
+    return None if frame is None or frame.is_empty() else frame
+
+
 @dataclass(frozen=True)
 class MutualResult:
     """One model's mutual-knowledge results on one set (None = file missing)."""
@@ -98,6 +106,9 @@ class MutualResult:
     examples: pl.DataFrame | None
     truth: pl.DataFrame | None
     paper_name: str | None = None  # the mutual-knowledge paper's name of the model
+    faithfulness: pl.DataFrame | None = None  # Table 1 (faithfulness_summary.parquet)
+    augmented: pl.DataFrame | None = None  # Table 2 (augmented.parquet)
+    regions: pl.DataFrame | None = None  # concept world: faithfulness_truth.parquet
 
     def dataset_rows(self) -> dict[str, dict]:
         """Method -> the summary's dataset-level row, PCA first."""
@@ -151,6 +162,15 @@ def gather_mutual(
                 examples=read_examples(layout.mutual(m.key, s, "images")),
                 truth=_read(layout.mutual(m.key, s, "truth"), "mutual_truth"),
                 paper_name=values.mutual_model_name(m.arch, m.pretrained),
+                faithfulness=_read(
+                    layout.mutual(m.key, s, "faithfulness_summary"), "mutual_faithfulness_summary"
+                ),
+                augmented=_read(layout.mutual(m.key, s, "augmented"), "mutual_augmented"),
+                regions=_nonempty(
+                    _read(
+                        layout.mutual(m.key, s, "faithfulness_truth"), "mutual_faithfulness_truth"
+                    )
+                ),
             )
     return run
 

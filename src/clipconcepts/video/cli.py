@@ -1,0 +1,131 @@
+"""The video stage's workflow steps: concept-world clips, and pruned zero-shot video retrieval."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+
+log = logging.getLogger("clipconcepts")
+
+
+def _json(text: str):
+    if not text:
+        return None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise argparse.ArgumentTypeError(f"not valid JSON: {text!r} ({err})") from err
+
+
+def _clips_args(p):
+    p.add_argument("--out-dir", required=True)
+    p.add_argument("--n-videos", type=int, default=200)
+    p.add_argument("--n-frames", type=int, default=16, help="frames per clip")
+    p.add_argument("--fps", type=int, default=8)
+    p.add_argument("--seed", type=int, default=0)
+
+
+def _clips(args):
+    from clipconcepts.video.conceptworld import write_clips
+
+    write_clips(args.out_dir, args.n_videos, args.n_frames, args.fps, args.seed)
+
+
+def _eval_args(p):
+    p.add_argument("--arch", required=True, help="open_clip model name or model-config .json")
+    p.add_argument("--pretrained", default=None, help="pretrained tag or checkpoint path")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--precision", default="fp32")
+    p.add_argument("--dataset", required=True, help="config key under video.datasets")
+    p.add_argument("--dataset-spec", type=_json, required=True, help="its entry as JSON")
+    p.add_argument("--head-groups", required=True)
+    p.add_argument("--labels", required=True)
+    p.add_argument("--ccs", required=True)
+    p.add_argument("--layers", type=int, nargs="+", required=True)
+    p.add_argument("--strategies", nargs="+", required=True)
+    p.add_argument("--random-seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--concept-groups", type=_json, default=None)
+    p.add_argument("--concept-pairs", type=_json, default=None)
+    p.add_argument("--concept-heads", choices=["high", "all"], default="high")
+    p.add_argument("--manual", type=_json, default=None)
+    p.add_argument("--batch-size", type=int, default=16, help="videos per batch")
+    p.add_argument("--frame-batch-size", type=int, default=256, help="frames per forward")
+    p.add_argument("--num-workers", type=int, default=0, help="decoding processes")
+    p.add_argument("--sets-per-pass", type=int, default=8)
+    p.add_argument(
+        "--ties", choices=["pessimistic", "optimistic", "average"], default="pessimistic"
+    )
+    p.add_argument("--out", required=True, help="prune-schema table (t2v R@1, R@5)")
+    p.add_argument("--retrieval-out", required=True, help="full retrieval metrics table")
+
+
+def _eval(args):
+    import polars as pl
+    import torch
+
+    from clipconcepts.evaluate import resolve_prune_sets
+    from clipconcepts.models import load_clip
+    from clipconcepts.video.datasets import video_dataset_from_spec
+    from clipconcepts.video.evaluate import evaluate_video_retrieval, write_video_results
+
+    # read the annotations first: a missing file stops the job before the model loads
+    dataset = video_dataset_from_spec(args.dataset, args.dataset_spec)
+    device = args.device
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        log.warning("device %s requested but CUDA is not available: using cpu", device)
+        device = "cpu"
+    clip = load_clip(args.arch, args.pretrained or None, device=device, precision=args.precision)
+    ccs = pl.read_parquet(args.ccs).filter(pl.col("judge") == "majority")
+    sets = resolve_prune_sets(
+        args.strategies,
+        pl.read_parquet(args.head_groups),
+        pl.read_parquet(args.labels),
+        layers=[clip.layer_index(layer) for layer in args.layers],
+        n_heads=clip.n_heads,
+        random_seeds=args.random_seeds,
+        concept_groups=args.concept_groups or {},
+        concept_pairs=args.concept_pairs or [],
+        manual=args.manual or {},
+        ccs_df=ccs,
+        concept_heads=args.concept_heads,
+    )
+    for s in sets:
+        log.info("prune set %s seed %d: %d heads %s", s.strategy, s.seed, s.n_heads, s.head_names)
+    log.info("%r on %r", clip, dataset)
+    results = evaluate_video_retrieval(
+        clip,
+        dataset,
+        sets,
+        batch_size=args.batch_size,
+        frame_batch_size=args.frame_batch_size,
+        num_workers=args.num_workers,
+        sets_per_pass=args.sets_per_pass,
+        ties=args.ties,
+    )
+    if results.skipped or dataset.missing:
+        log.warning(
+            "%s: skipped %d undecodable and %d missing videos (on_bad_video: skip)",
+            args.dataset,
+            len(results.skipped),
+            len(dataset.missing),
+        )
+    write_video_results(results, args.out, args.retrieval_out)
+    log.info(
+        "decode count: %d videos decoded once each for %d prune sets",
+        results.n_decoded,
+        len(sets),
+    )
+    log.info(
+        "results:\n%s",
+        results.retrieval.select(
+            "strategy", "seed", "n_heads", "direction", "r1", "r5", "r10", "median_rank"
+        ),
+    )
+
+
+# step name -> (help, add_args(parser), run(args))
+STEPS = {
+    "conceptworld-videos": ("write the concept-world video clips (mp4)", _clips_args, _clips),
+    "video-eval": ("zero-shot video retrieval with head sets pruned", _eval_args, _eval),
+}

@@ -1,0 +1,120 @@
+"""Zero-shot text-video retrieval of every prune set, from one decode of the dataset.
+
+Two tables per model x dataset:
+- the prune schema (`schemas.PRUNE_RESULTS`, read by the report's claim (d)): one row per prune
+  set, `top1` = text-to-video R@1 and `top5` = text-to-video R@5 (percent), `n_images` = videos
+  retrieved over;
+- the retrieval schema (`schemas.VIDEO_RETRIEVAL`): one row per prune set and direction
+  (`t2v`, `v2t`) with R@1/5/10/50, median and mean rank, query and candidate counts, and the
+  chance R@1/5/10 of a random ranking.
+
+Captions are embedded once (no template, L2-normalised; texts longer than the model's context
+are truncated by its tokenizer); pruning acts on the vision tower only, as the CCS authors'.
+Videos skipped (`on_bad_video: skip`) leave the candidate set with their captions.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+import torch
+
+from clipconcepts.evaluate.strategies import PruneSet
+from clipconcepts.io import atomic_path
+from clipconcepts.schemas import PRUNE_RESULTS, VIDEO_RETRIEVAL
+from clipconcepts.video.datasets import VideoDataset
+from clipconcepts.video.encode import encode_videos
+from clipconcepts.video.metrics import retrieval_metrics
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class VideoResults:
+    prune: pl.DataFrame  # PRUNE_RESULTS
+    retrieval: pl.DataFrame  # VIDEO_RETRIEVAL
+    n_decoded: int
+    n_frames: int
+    skipped: list[tuple[str, str]]  # (video id, reason)
+
+
+@torch.no_grad()
+def evaluate_video_retrieval(
+    clip,
+    dataset: VideoDataset,
+    prune_sets: Sequence[PruneSet],
+    *,
+    batch_size: int = 16,
+    frame_batch_size: int = 256,
+    num_workers: int = 0,
+    sets_per_pass: int = 8,
+    ties: str = "pessimistic",
+    text_batch_size: int = 256,
+    progress: bool = True,
+) -> VideoResults:
+    """Retrieval metrics of each prune set (rows in the order of `prune_sets`)."""
+    sets = list(prune_sets)
+    if not sets:
+        raise ValueError("no prune sets to evaluate (video.strategies)")
+    videos = encode_videos(
+        clip,
+        dataset,
+        [list(s.heads) for s in sets],
+        batch_size=batch_size,
+        frame_batch_size=frame_batch_size,
+        num_workers=num_workers,
+        sets_per_pass=sets_per_pass,
+        progress=progress,
+    )
+    log.info(
+        "%s: decoded %d videos once each (%d frames embedded) for %d prune sets",
+        dataset.name,
+        videos.n_decoded,
+        videos.n_frames,
+        len(sets),
+    )
+    position = {index: k for k, index in enumerate(videos.kept)}
+    keep = [t for t, v in enumerate(dataset.caption_video.tolist()) if v in position]
+    if not videos.kept or not keep:
+        raise ValueError(f"{dataset.name}: no video could be embedded (all skipped)")
+    captions = [dataset.captions[t] for t in keep]
+    owners = torch.tensor([position[int(dataset.caption_video[t])] for t in keep])
+    texts = clip.encode_text(captions, normalize=True, batch_size=text_batch_size).float()
+    prune_rows, retrieval_rows = [], []
+    for s, prune_set in enumerate(sets):
+        sim = texts @ videos.embeddings[s].to(texts.device).T  # [T, V]
+        metrics = retrieval_metrics(sim, owners.to(sim.device), ties=ties)
+        base = {
+            "strategy": prune_set.strategy,
+            "seed": prune_set.seed,
+            "heads": prune_set.head_names,
+            "n_heads": prune_set.n_heads,
+        }
+        t2v = metrics["t2v"]
+        prune_rows.append(
+            {**base, "top1": t2v["r1"], "top5": t2v["r5"], "n_images": len(videos.kept)}
+        )
+        for direction, row in metrics.items():
+            retrieval_rows.append({**base, "direction": direction, **row, "ties": ties})
+    skipped = [(dataset.video_ids[i], why) for i, why in videos.skipped]
+    return VideoResults(
+        prune=pl.DataFrame(prune_rows, schema=PRUNE_RESULTS),
+        retrieval=pl.DataFrame(retrieval_rows, schema=VIDEO_RETRIEVAL),
+        n_decoded=videos.n_decoded,
+        n_frames=videos.n_frames,
+        skipped=skipped,
+    )
+
+
+def write_video_results(results: VideoResults, prune_path: str | Path, retrieval_path: str | Path):
+    """Both tables, each written atomically."""
+    for frame, schema, path in (
+        (results.prune, PRUNE_RESULTS, prune_path),
+        (results.retrieval, VIDEO_RETRIEVAL, retrieval_path),
+    ):
+        with atomic_path(path) as tmp:
+            frame.select(list(schema)).cast(schema).write_parquet(tmp)
