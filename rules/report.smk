@@ -30,6 +30,7 @@ rule report:
         + mutual_outputs("augmented")
         + mutual_outputs("faithfulness_truth"),
         code=code(
+            "report/cli.py",
             "report/html.py",
             "report/tables.py",
             "report/figures.py",

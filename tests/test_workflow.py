@@ -47,12 +47,24 @@ def _job_counts(output: str) -> dict[str, int]:
 def test_paper_dry_run_lists_every_job():
     out = _run(["-n", "--profile", "profiles/slurm", "--configfile", "config/config.yaml"], ROOT)
     config = yaml.safe_load((ROOT / "config/config.yaml").read_text())
-    models, datasets = list(config["models"]), list(config["datasets"])
+    datasets = list(config["datasets"])
+
+    def runs(spec, stage):
+        return stage in spec.get("stages", ["heads", "mutual"])
+
+    # head-level stages: ViTs whose stages include heads; mutual: every model listing it
+    models = [
+        m
+        for m, spec in config["models"].items()
+        if runs(spec, "heads") and not spec["arch"].startswith(("RN", "convnext"))
+    ]
+    mutual_models = [m for m, spec in config["models"].items() if runs(spec, "mutual")]
+    assert len(models) == 6 and len(mutual_models) == 13  # the two papers' model lists
     counts = _job_counts(out)
     assert counts["extract"] == counts["textspan"] == counts["ccs"] == len(models)
     assert counts["prune_eval"] == counts["classifier"] == len(models) * len(datasets)
     mutual_sets = list(config["mutual"]["datasets"])
-    assert counts["mutual"] == len(models) * len(mutual_sets)
+    assert counts["mutual"] == len(mutual_models) * len(mutual_sets)
     assert counts["mutual_descriptors"] == len(mutual_sets)
     assert "mutual_truth" not in counts  # no concept-world model: no ground truth
     seeds = config["prune"]["random_seeds"]

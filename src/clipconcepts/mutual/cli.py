@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import logging
 
-from clipconcepts.mutual import descriptors
 
 log = logging.getLogger("clipconcepts")
 
@@ -185,9 +184,25 @@ def _truth(args):
     log.info("mutual descriptors vs true attributes:\n%s", table)
 
 
+def _descriptor_args(p):
+    from clipconcepts.mutual import descriptors  # pyarrow: only when this step runs
+
+    descriptors.add_args(p)
+
+
+def _descriptors(args):
+    from clipconcepts.mutual import descriptors
+
+    descriptors.run(args)
+
+
 # step name -> (help, add_args(parser), run(args))
 STEPS = {
-    **descriptors.STEPS,
+    "mutual-descriptors": (
+        "mutual knowledge: the class-agnostic descriptor bank of a dataset",
+        _descriptor_args,
+        _descriptors,
+    ),
     "mutual": (
         "mutual knowledge of the vision and text encoders on one dataset",
         _mutual_args,
