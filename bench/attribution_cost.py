@@ -20,37 +20,18 @@ minute on 2 CPU cores); `--device cuda` for a GPU.
 
 from __future__ import annotations
 
-import argparse
 import statistics
-import time
 
 import torch
 
+from benchlib import model_parser, timed
 from clipconcepts.attribution.ablation import scope_heads
 from clipconcepts.attribution.patching import attribution_patching, head_means
 from clipconcepts.models import load_clip
 
 
-def timed(fn) -> float:
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    fn()
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
-    return time.perf_counter() - start
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--arch", default="ViT-B-32")
-    parser.add_argument("--images", type=int, default=8)
-    parser.add_argument("--classes", type=int, default=100)
-    parser.add_argument("--sets-per-pass", type=int, default=8)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--precision", default="fp32")
-    parser.add_argument("--threads", type=int, default=None)
+    parser = model_parser(__doc__.splitlines()[0], images=8, classes=100)
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -14,13 +14,12 @@ Default: a random-init ViT-B-32 at 224 px, 16 images in one batch, median of 3 r
 
 from __future__ import annotations
 
-import argparse
 import statistics
-import time
 
 import polars as pl
 import torch
 
+from benchlib import model_parser, timed
 from clipconcepts.evaluate import (
     evaluate_prune_sets,
     published_head_lists,
@@ -67,27 +66,8 @@ def unpruned_evaluation(clip, batches, classifier) -> torch.Tensor:
     return correct.cpu()
 
 
-def timed(fn) -> float:
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    fn()
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
-    return time.perf_counter() - start
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--arch", default="ViT-B-32")
-    parser.add_argument("--images", type=int, default=16)
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--classes", type=int, default=100)
-    parser.add_argument("--sets-per-pass", type=int, default=8)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--precision", default="fp32")
-    parser.add_argument("--threads", type=int, default=None)
+    parser = model_parser(__doc__.splitlines()[0], images=16, batch_size=16, classes=100)
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)

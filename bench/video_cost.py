@@ -19,13 +19,13 @@ from __future__ import annotations
 import argparse
 import statistics
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 import torch
 
+from benchlib import timed
 from clipconcepts.models import load_clip
 from clipconcepts.video import decode as decode_module
 from clipconcepts.video.datasets import build_video_dataset
@@ -63,16 +63,6 @@ def plain_evaluation(clip, dataset) -> dict:
         videos.append(pool_frames(clip.visual(frames)[None], [len(frames)])[0, 0])
     texts = clip.encode_text(dataset.captions).float()
     return retrieval_metrics(texts @ torch.stack(videos).T, dataset.caption_video)
-
-
-def timed(fn) -> float:
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    fn()
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
-    return time.perf_counter() - start
 
 
 def main() -> None:

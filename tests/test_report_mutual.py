@@ -19,6 +19,8 @@ import pytest
 from PIL import Image
 
 from clipconcepts.cli import build_parser
+from clipconcepts.mutual.run import IMAGE_SCHEMA, SUMMARY_SCHEMA  # the stage's own schemas
+from clipconcepts.mutual.truth import TRUTH_SCHEMA
 from clipconcepts.report import (
     ReportInputError,
     asset_paths,
@@ -70,58 +72,6 @@ ELLIPSES = [
 ]
 DV_TEXTS = ["a striped <background>", "an object at the right", "a red object"]
 DV_IDS, DY_IDS = [70, 38, 3], [3, 1, 12]
-ELLIPSE = pl.Struct(
-    {
-        "concept": pl.Int32,
-        "cx": pl.Float32,
-        "cy": pl.Float32,
-        "width": pl.Float32,
-        "height": pl.Float32,
-        "angle": pl.Float32,
-    }
-)
-IMAGE_SCHEMA = {
-    "image_id": pl.String,
-    "class_id": pl.Int32,
-    "classname": pl.String,
-    "predicted_id": pl.Int32,
-    "predicted_name": pl.String,
-    "correct": pl.Boolean,
-    "method": pl.String,
-    "status": pl.String,
-    "n_foreground": pl.Int32,
-    "ellipses": pl.List(ELLIPSE),
-    "dv_ids": pl.List(pl.Int32),
-    "dv_texts": pl.List(pl.String),
-    "dv_relevance": pl.List(pl.Float32),
-    "dy_ids": pl.List(pl.Int32),
-    "shared_ids": pl.List(pl.Int32),
-    "mi": pl.Float64,
-    "curve": pl.List(pl.Float64),
-    "thumbnail": pl.Binary,
-}
-SUMMARY_SCHEMA = {
-    "level": pl.String,
-    "class_id": pl.Int32,
-    "classname": pl.String,
-    "method": pl.String,
-    "n_images": pl.Int32,
-    "n_no_foreground": pl.Int32,
-    "n_empty_intersection": pl.Int32,
-    "top1": pl.Float64,
-    "mi": pl.Float64,
-    "auc": pl.Float64,
-    "curve": pl.List(pl.Float64),
-}
-TRUTH_SCHEMA = {
-    "method": pl.String,
-    "descriptors": pl.String,
-    "family": pl.String,
-    "precision": pl.Float64,
-    "baseline": pl.Float64,
-    "n_descriptors": pl.Int64,
-    "n_images": pl.Int64,
-}
 
 
 # ------------------------------------------------------------------------------- synthetic files

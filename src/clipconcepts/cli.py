@@ -448,17 +448,12 @@ def _prune_args(p):
     p.add_argument("--out", required=True)
 
 
-def _prune(args):
+def prune_sets(args, clip):
+    """The prune sets a prune step's options name (also the video step's), each logged."""
     import polars as pl
 
-    from clipconcepts.evaluate import (
-        evaluate_prune_sets,
-        load_classifier,
-        resolve_prune_sets,
-        write_prune_results,
-    )
+    from clipconcepts.evaluate import resolve_prune_sets
 
-    clip = _load(args)
     ccs = pl.read_parquet(args.ccs).filter(pl.col("judge") == "majority")
     sets = resolve_prune_sets(
         args.strategies,
@@ -475,6 +470,18 @@ def _prune(args):
     )
     for s in sets:
         log.info("prune set %s seed %d: %d heads %s", s.strategy, s.seed, s.n_heads, s.head_names)
+    return sets
+
+
+def _prune(args):
+    from clipconcepts.evaluate import (
+        evaluate_prune_sets,
+        load_classifier,
+        write_prune_results,
+    )
+
+    clip = _load(args)
+    sets = prune_sets(args, clip)
     dataset = _build_dataset(args, clip.preprocess)
     weights, classnames, _ = load_classifier(args.classifier)
     if len(classnames) != dataset.n_classes:

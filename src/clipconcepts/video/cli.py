@@ -61,10 +61,9 @@ def _eval_args(p):
 
 
 def _eval(args):
-    import polars as pl
     import torch
 
-    from clipconcepts.evaluate import resolve_prune_sets
+    from clipconcepts.cli import prune_sets
     from clipconcepts.models import load_clip
     from clipconcepts.video.datasets import video_dataset_from_spec
     from clipconcepts.video.evaluate import evaluate_video_retrieval, write_video_results
@@ -76,22 +75,7 @@ def _eval(args):
         log.warning("device %s requested but CUDA is not available: using cpu", device)
         device = "cpu"
     clip = load_clip(args.arch, args.pretrained or None, device=device, precision=args.precision)
-    ccs = pl.read_parquet(args.ccs).filter(pl.col("judge") == "majority")
-    sets = resolve_prune_sets(
-        args.strategies,
-        pl.read_parquet(args.head_groups),
-        pl.read_parquet(args.labels),
-        layers=[clip.layer_index(layer) for layer in args.layers],
-        n_heads=clip.n_heads,
-        random_seeds=args.random_seeds,
-        concept_groups=args.concept_groups or {},
-        concept_pairs=args.concept_pairs or [],
-        manual=args.manual or {},
-        ccs_df=ccs,
-        concept_heads=args.concept_heads,
-    )
-    for s in sets:
-        log.info("prune set %s seed %d: %d heads %s", s.strategy, s.seed, s.n_heads, s.head_names)
+    sets = prune_sets(args, clip)
     log.info("%r on %r", clip, dataset)
     results = evaluate_video_retrieval(
         clip,
