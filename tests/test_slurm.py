@@ -88,6 +88,12 @@ def reduced_demo_config() -> dict:
     config["prune"]["concept_pairs"] = {k: v for k, v in pairs.items() if k in keep}
     if "agreement" in config:
         config["agreement"]["n"] = 10
+    # every later stage too, on its smallest share: one mutual set, few images and clips
+    first = next(iter(config["mutual"]["datasets"]))
+    config["mutual"]["datasets"] = {first: config["mutual"]["datasets"][first]}
+    config["mutual"]["images_per_class"] = 4
+    config["attribution"].update(datasets=keep[:1], n_images=8)
+    config["video"]["conceptworld"]["n_videos"] = 40
     return config
 
 

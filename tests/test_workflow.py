@@ -122,6 +122,11 @@ def small_demo(tmp_path_factory):
     )
     config["extract"].update(batch_size=32, part_size=50)
     config["prune"].update(batch_size=64, random_seeds=[0, 1])
+    # the later stages on a smaller share (every rule still runs)
+    config["mutual"]["datasets"] = dict(list(config["mutual"]["datasets"].items())[:2])
+    config["mutual"]["images_per_class"] = 5
+    config["attribution"]["n_images"] = 8
+    config["video"]["conceptworld"]["n_videos"] = 40
     (work / "config/small.yaml").write_text(yaml.safe_dump(config))
     out = _run(
         ["--profile", "profiles/local", "--configfile", "config/small.yaml", "--cores", "2"], work
