@@ -61,6 +61,7 @@ rule mutual:
             "mutual/visual_prompts.py",
             "mutual/transport.py",
             "mutual/information.py",
+            "mutual/schemas.py",
             "mutual/evaluation.py",
             "mutual/faithfulness.py",
             "mutual/faithfulness_truth.py",
@@ -127,7 +128,7 @@ rule mutual_truth:
         images=rules.mutual.output.images,
         descriptors=rules.mutual_descriptors.output[0],
         data=mutual_set_files,
-        code=code("mutual/truth.py"),
+        code=code("mutual/truth.py", "mutual/schemas.py"),
     output:
         f"{RESULTS}/{{model}}/mutual/{{mutual_set}}/truth.parquet",
     log:

@@ -43,6 +43,7 @@ rule report:
             "report/mutual_tables.py",
             "report/mutual_figures.py",
             "report/mutual_faithfulness.py",
+            "mutual/schemas.py",
             "report/attribution_inputs.py",
             "report/attribution_tables.py",
             "report/attribution_figures.py",

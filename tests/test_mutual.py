@@ -303,7 +303,8 @@ def test_run_writes_schema_and_resumes(tiny_clip, tmp_path):
 
     from clipconcepts.data.zeroshot import build_zeroshot_dataset
     from clipconcepts.mutual.explain import MutualSettings
-    from clipconcepts.mutual.run import IMAGE_SCHEMA, SUMMARY_SCHEMA, run_mutual, squash_transform
+    from clipconcepts.mutual.run import run_mutual, squash_transform
+    from clipconcepts.mutual.schemas import IMAGE_SCHEMA, SUMMARY_SCHEMA
 
     root = tmp_path / "data"
     (root / "images").mkdir(parents=True)
@@ -336,7 +337,7 @@ def test_run_writes_schema_and_resumes(tiny_clip, tmp_path):
     parts.mkdir()
     import json
 
-    from clipconcepts.mutual.run import IMAGE_SCHEMA as schema
+    from clipconcepts.mutual.schemas import IMAGE_SCHEMA as schema
 
     stamp = json.dumps({"settings": vars(settings)}, sort_keys=True, default=str)
     (parts / "settings.json").write_text(stamp)

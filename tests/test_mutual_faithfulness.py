@@ -362,12 +362,15 @@ def _manifest_set(root: Path, size: int, n=6):
 @pytest.mark.parametrize("config", ["tiny-vit.json", "tiny-rn.json", "tiny-convnext.json"])
 def test_tiny_towers_run_the_evaluations_end_to_end(config, tmp_path):
     from clipconcepts.data.zeroshot import build_zeroshot_dataset
-    from clipconcepts.mutual.augmented import AUGMENTED_SCHEMA
     from clipconcepts.mutual.evaluation import Evaluation
     from clipconcepts.mutual.explain import MutualSettings, TextSide
-    from clipconcepts.mutual.faithfulness import FAITHFULNESS_SCHEMA, FAITHFULNESS_SUMMARY_SCHEMA
-    from clipconcepts.mutual.faithfulness_truth import TRUTH_SCHEMA
     from clipconcepts.mutual.run import run_mutual, squash_transform
+    from clipconcepts.mutual.schemas import (
+        AUGMENTED_SCHEMA,
+        FAITHFULNESS_SCHEMA,
+        FAITHFULNESS_SUMMARY_SCHEMA,
+    )
+    from clipconcepts.mutual.schemas import REGION_TRUTH_SCHEMA as TRUTH_SCHEMA
     from clipconcepts.mutual.towers import load_tower
 
     torch.manual_seed(0)
@@ -436,8 +439,8 @@ def _faithfulness_summary(ranked=(2.4, 3.2, 1.5, 1.9), rand=(2.8, 3.0, 2.0, 1.5)
 
 
 def test_report_tables_written_from_the_files(tmp_path):
-    from clipconcepts.mutual.faithfulness import FAITHFULNESS_SUMMARY_SCHEMA
-    from clipconcepts.mutual.faithfulness_truth import TRUTH_SCHEMA
+    from clipconcepts.mutual.schemas import FAITHFULNESS_SUMMARY_SCHEMA
+    from clipconcepts.mutual.schemas import REGION_TRUTH_SCHEMA as TRUTH_SCHEMA
     from clipconcepts.report.assets import caption_path, report_assets
     from clipconcepts.report.inputs import ModelInfo, RunLayout
     from clipconcepts.report.mutual_faithfulness import (

@@ -19,8 +19,11 @@ import pytest
 from PIL import Image
 
 from clipconcepts.cli import build_parser
-from clipconcepts.mutual.run import IMAGE_SCHEMA, SUMMARY_SCHEMA  # the stage's own schemas
-from clipconcepts.mutual.truth import TRUTH_SCHEMA
+from clipconcepts.mutual.schemas import (  # the stage's own schemas
+    IMAGE_SCHEMA,
+    SUMMARY_SCHEMA,
+    TRUTH_SCHEMA,
+)
 from clipconcepts.report import (
     ReportInputError,
     asset_paths,

@@ -161,7 +161,7 @@ def test_small_demo_every_stage_and_report(small_demo):
         assert {"original", "high", "low", "random"} <= set(prune["strategy"])
         assert sorted(prune.filter(pl.col("strategy") == "random")["seed"]) == [0, 1]
     # mutual knowledge: per set, images and summary in the documented schemas, and the truth
-    from clipconcepts.mutual.run import IMAGE_SCHEMA, SUMMARY_SCHEMA
+    from clipconcepts.mutual.schemas import IMAGE_SCHEMA, SUMMARY_SCHEMA
 
     for name in config["mutual"]["datasets"]:
         folder = results / f"conceptworld/mutual/{name}"

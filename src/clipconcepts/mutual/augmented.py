@@ -32,26 +32,14 @@ from dataclasses import dataclass
 import polars as pl
 import torch
 
+from clipconcepts.mutual.schemas import AUGMENTED_SCHEMA
+
 log = logging.getLogger(__name__)
 
 PROMPT = (
     "how can you identify a {classname}. Distinctive and physical features describing it is "
     "{descriptor}"
 )
-AUGMENTED_SCHEMA = {
-    "method": pl.String,
-    "n_images": pl.Int32,
-    "n_classes": pl.Int32,
-    "plain_top1": pl.Float64,
-    "base_top1": pl.Float64,
-    "ours_top1": pl.Float64,
-    "delta": pl.Float64,
-    "n_fixed": pl.Int32,
-    "n_broken": pl.Int32,
-    "n_classes_without_descriptors": pl.Int32,
-    "mean_descriptors": pl.Float64,
-    "mean_added": pl.Float64,
-}
 
 
 @dataclass(frozen=True)

@@ -31,17 +31,13 @@ from clipconcepts.mutual.augmented import (
     augmented_zeroshot,
 )
 from clipconcepts.mutual.faithfulness import (
-    FAITHFULNESS_SCHEMA,
     FaithfulnessSettings,
     class_faithfulness,
     summarise_faithfulness,
 )
-from clipconcepts.mutual.faithfulness_truth import (
-    REGION_SCHEMA,
-    TRUTH_SCHEMA,
-    class_truth,
-    summarise_truth,
-)
+from clipconcepts.mutual.faithfulness_truth import class_truth, summarise_truth
+from clipconcepts.mutual.schemas import FAITHFULNESS_SCHEMA, REGION_SCHEMA
+from clipconcepts.mutual.schemas import REGION_TRUTH_SCHEMA as TRUTH_SCHEMA
 
 log = logging.getLogger(__name__)
 

@@ -39,6 +39,7 @@ import polars as pl
 import torch
 
 from clipconcepts.mutual.explain import encode_prompts
+from clipconcepts.mutual.schemas import FAITHFULNESS_SUMMARY_SCHEMA
 from clipconcepts.mutual.visual_prompts import upsample_mask
 
 log = logging.getLogger(__name__)
@@ -50,39 +51,6 @@ AREAS = {  # area column -> (curve, what the curve tracks)
     "insertion": ("insertion", "score"),
     "acc_drop": ("deletion", "correct"),
     "acc_inc": ("insertion", "correct"),
-}
-
-FAITHFULNESS_SCHEMA = {
-    "image_id": pl.String,
-    "class_id": pl.Int32,
-    "predicted_id": pl.Int32,
-    "method": pl.String,
-    "order": pl.String,
-    "n_concepts": pl.Int32,
-    "concept_order": pl.List(pl.Int32),
-    "deletion": pl.List(pl.Float64),
-    "insertion": pl.List(pl.Float64),
-    "deletion_correct": pl.List(pl.Boolean),
-    "insertion_correct": pl.List(pl.Boolean),
-    "deletion_area": pl.Float64,
-    "insertion_area": pl.Float64,
-    "acc_drop": pl.Float64,
-    "acc_inc": pl.Float64,
-}
-FAITHFULNESS_SUMMARY_SCHEMA = {
-    "method": pl.String,
-    "order": pl.String,
-    "steps": pl.Int32,
-    "n_images": pl.Int32,
-    "n_no_concepts": pl.Int32,
-    "deletion": pl.Float64,
-    "insertion": pl.Float64,
-    "acc_drop": pl.Float64,
-    "acc_inc": pl.Float64,
-    "deletion_curve": pl.List(pl.Float64),
-    "insertion_curve": pl.List(pl.Float64),
-    "acc_drop_curve": pl.List(pl.Float64),
-    "acc_inc_curve": pl.List(pl.Float64),
 }
 
 

@@ -28,38 +28,14 @@ from clipconcepts.mutual.faithfulness import (
     compose,
     score_images,
 )
+from clipconcepts.mutual.schemas import REGION_SCHEMA
+from clipconcepts.mutual.schemas import REGION_TRUTH_SCHEMA as TRUTH_SCHEMA
 
 REGION_OF_FAMILY = {
     "color": "object",
     "position": "object",
     "background": "background",
     "texture": "background",
-}
-TRUTH_SCHEMA = {
-    "level": pl.String,
-    "class_id": pl.Int32,
-    "classname": pl.String,
-    "region": pl.String,
-    "n_images": pl.Int32,
-    "n_skipped": pl.Int32,
-    "area": pl.Float64,
-    "score": pl.Float64,
-    "drop_true": pl.Float64,
-    "drop_random": pl.Float64,
-    "margin": pl.Float64,
-    "wins": pl.Float64,
-    "accuracy": pl.Float64,
-    "acc_true": pl.Float64,
-    "acc_random": pl.Float64,
-}
-
-# `class_truth`'s rows (one per image; a skipped image has only the first three)
-REGION_SCHEMA = {
-    "image_id": pl.String,
-    "class_id": pl.Int32,
-    "skipped": pl.Boolean,
-    **{k: pl.Float64 for k in ("area", "score", "score_true", "score_random")},
-    **{k: pl.Boolean for k in ("correct", "correct_true", "correct_random")},
 }
 
 

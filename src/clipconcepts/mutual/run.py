@@ -24,63 +24,10 @@ from tqdm.auto import tqdm
 from clipconcepts.io import atomic_path
 from clipconcepts.mutual.explain import MutualSettings, TextSide, explain_class
 from clipconcepts.mutual.information import area_under_curve, average_curves
+from clipconcepts.mutual.schemas import IMAGE_SCHEMA, SUMMARY_SCHEMA
 from clipconcepts.mutual.towers import wrap_tower
 
 log = logging.getLogger(__name__)
-
-ELLIPSE = pl.Struct(
-    {
-        "concept": pl.Int32,
-        "cx": pl.Float32,
-        "cy": pl.Float32,
-        "width": pl.Float32,
-        "height": pl.Float32,
-        "angle": pl.Float32,
-    }
-)
-CONCEPT = pl.Struct(
-    {
-        "concept": pl.Int32,
-        "visual": pl.Float32,
-        "descriptor_id": pl.Int32,
-        "textual": pl.Float32,
-    }
-)
-IMAGE_SCHEMA = {
-    "image_id": pl.String,
-    "class_id": pl.Int32,
-    "classname": pl.String,
-    "predicted_id": pl.Int32,
-    "predicted_name": pl.String,
-    "correct": pl.Boolean,
-    "method": pl.String,
-    "status": pl.String,
-    "n_foreground": pl.Int32,
-    "ellipses": pl.List(ELLIPSE),
-    "dv_ids": pl.List(pl.Int32),
-    "dv_texts": pl.List(pl.String),
-    "dv_relevance": pl.List(pl.Float32),
-    "dy_ids": pl.List(pl.Int32),
-    "shared_ids": pl.List(pl.Int32),
-    "mi": pl.Float64,
-    "curve": pl.List(pl.Float64),
-    "concept_grid": pl.List(pl.List(pl.Int16)),
-    "concepts": pl.List(CONCEPT),
-    "thumbnail": pl.Binary,
-}
-SUMMARY_SCHEMA = {
-    "level": pl.String,
-    "class_id": pl.Int32,
-    "classname": pl.String,
-    "method": pl.String,
-    "n_images": pl.Int32,
-    "n_no_foreground": pl.Int32,
-    "n_empty_intersection": pl.Int32,
-    "top1": pl.Float64,
-    "mi": pl.Float64,
-    "auc": pl.Float64,
-    "curve": pl.List(pl.Float64),
-}
 
 
 def squash_transform(size: int):

@@ -12,15 +12,7 @@ from __future__ import annotations
 
 import polars as pl
 
-TRUTH_SCHEMA = {
-    "method": pl.String,
-    "descriptors": pl.String,
-    "family": pl.String,
-    "precision": pl.Float64,
-    "baseline": pl.Float64,
-    "n_descriptors": pl.Int64,
-    "n_images": pl.Int64,
-}
+from clipconcepts.mutual.schemas import TRUTH_SCHEMA
 
 
 def descriptor_precision(

@@ -15,11 +15,18 @@ from pathlib import Path
 import polars as pl
 
 from clipconcepts.attribution import schemas as attribution_schemas
+from clipconcepts.mutual import schemas as mutual_schemas
 from clipconcepts.schemas import PRUNE_RESULTS, VIDEO_RETRIEVAL
 
 log = logging.getLogger(__name__)
 
+
 # Required columns per input kind, with the type each is read as (extra columns are kept).
+def _pick(schema: dict, *names: str) -> dict:
+    """The columns `names` of an output schema (what the report reads of it)."""
+    return {name: schema[name] for name in names}
+
+
 COLUMNS: dict[str, dict[str, pl.DataType]] = {
     "ccs_at_k": {
         "judge": pl.String,
@@ -58,87 +65,59 @@ COLUMNS: dict[str, dict[str, pl.DataType]] = {
         "is_top": pl.Boolean,
     },
     "labels": {"layer": pl.Int16, "head": pl.Int16, "label": pl.String, "valid": pl.Boolean},
-    # the mutual-knowledge stage (`report.mutual_inputs` reads these)
-    "mutual_summary": {
-        "level": pl.String,
-        "class_id": pl.Int32,
-        "classname": pl.String,
-        "method": pl.String,
-        "n_images": pl.Int32,
-        "n_no_foreground": pl.Int32,
-        "n_empty_intersection": pl.Int32,
-        "top1": pl.Float64,
-        "mi": pl.Float64,
-        "auc": pl.Float64,
-        "curve": pl.List(pl.Float64),
-    },
-    "mutual_images": {
-        "image_id": pl.String,
-        "class_id": pl.Int32,
-        "classname": pl.String,
-        "predicted_name": pl.String,
-        "correct": pl.Boolean,
-        "method": pl.String,
-        "status": pl.String,
-        "ellipses": pl.List(
-            pl.Struct(
-                {
-                    "concept": pl.Int32,
-                    "cx": pl.Float32,
-                    "cy": pl.Float32,
-                    "width": pl.Float32,
-                    "height": pl.Float32,
-                    "angle": pl.Float32,
-                }
-            )
-        ),
-        "dv_ids": pl.List(pl.Int32),
-        "dv_texts": pl.List(pl.String),
-        "shared_ids": pl.List(pl.Int32),
-        "mi": pl.Float64,
-        "thumbnail": pl.Binary,
-    },
-    "mutual_truth": {
-        "method": pl.String,
-        "descriptors": pl.String,
-        "family": pl.String,
-        "precision": pl.Float64,
-        "baseline": pl.Float64,
-        "n_descriptors": pl.Int64,
-        "n_images": pl.Int64,
-    },
-    # the mutual step's evaluations (Tables 1 and 2, the concept world's region check)
-    "mutual_faithfulness_summary": {
-        "method": pl.String,
-        "order": pl.String,
-        "steps": pl.Int32,
-        "n_images": pl.Int32,
-        "n_no_concepts": pl.Int32,
-        "deletion": pl.Float64,
-        "insertion": pl.Float64,
-        "acc_drop": pl.Float64,
-        "acc_inc": pl.Float64,
-    },
-    "mutual_augmented": {
-        "method": pl.String,
-        "n_images": pl.Int32,
-        "plain_top1": pl.Float64,
-        "base_top1": pl.Float64,
-        "ours_top1": pl.Float64,
-        "delta": pl.Float64,
-    },
-    "mutual_faithfulness_truth": {
-        "level": pl.String,
-        "classname": pl.String,
-        "region": pl.String,
-        "n_images": pl.Int32,
-        "n_skipped": pl.Int32,
-        "area": pl.Float64,
-        "drop_true": pl.Float64,
-        "drop_random": pl.Float64,
-        "margin": pl.Float64,
-        "wins": pl.Float64,
-    },
+    # the mutual-knowledge stage (`report.mutual_inputs` reads these columns of its outputs)
+    "mutual_summary": mutual_schemas.SUMMARY_SCHEMA,
+    "mutual_images": _pick(
+        mutual_schemas.IMAGE_SCHEMA,
+        "image_id",
+        "class_id",
+        "classname",
+        "predicted_name",
+        "correct",
+        "method",
+        "status",
+        "ellipses",
+        "dv_ids",
+        "dv_texts",
+        "shared_ids",
+        "mi",
+        "thumbnail",
+    ),
+    "mutual_truth": mutual_schemas.TRUTH_SCHEMA,
+    "mutual_faithfulness_summary": _pick(
+        mutual_schemas.FAITHFULNESS_SUMMARY_SCHEMA,
+        "method",
+        "order",
+        "steps",
+        "n_images",
+        "n_no_concepts",
+        "deletion",
+        "insertion",
+        "acc_drop",
+        "acc_inc",
+    ),
+    "mutual_augmented": _pick(
+        mutual_schemas.AUGMENTED_SCHEMA,
+        "method",
+        "n_images",
+        "plain_top1",
+        "base_top1",
+        "ours_top1",
+        "delta",
+    ),
+    "mutual_faithfulness_truth": _pick(
+        mutual_schemas.REGION_TRUTH_SCHEMA,
+        "level",
+        "classname",
+        "region",
+        "n_images",
+        "n_skipped",
+        "area",
+        "drop_true",
+        "drop_random",
+        "margin",
+        "wins",
+    ),
 }
 
 # the attribution stage (`report.attribution_inputs`) and the video stage (`report.video_inputs`)

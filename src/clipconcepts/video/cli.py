@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import argparse
-import json
 import logging
 
 log = logging.getLogger("clipconcepts")
 
 
 def _json(text: str):
-    if not text:
-        return None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as err:
-        raise argparse.ArgumentTypeError(f"not valid JSON: {text!r} ({err})") from err
+    from clipconcepts.cli import _json as parse
+
+    return parse(text)
 
 
 def _clips_args(p):
