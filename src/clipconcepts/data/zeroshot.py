@@ -456,14 +456,15 @@ _CB_NAMES = {"pets": "pets", "imagenet-a": "imagenet-a", "imagenet-r": "imagenet
 def _build_clip_benchmark(
     kind, root, transform, *, download, templates, split, family
 ) -> ZeroShotDataset:
+    # a kind it cannot build is refused whether or not the optional package is installed
+    if kind in CIFAR10_SUBSETS or kind not in HOW_TO or kind == "imagenet":
+        raise ValueError(f"backend 'clip_benchmark' does not build dataset {kind!r}")
     try:
         from clip_benchmark.datasets.builder import build_dataset
     except ImportError as err:
         raise ImportError(
             "backend 'clip_benchmark' needs the optional package: pip install clip-benchmark"
         ) from err
-    if kind in CIFAR10_SUBSETS or kind not in HOW_TO or kind == "imagenet":
-        raise ValueError(f"backend 'clip_benchmark' does not build dataset {kind!r}")
     if kind in ("imagenet-a", "imagenet-r"):
         # clip_benchmark reads ImageNet-A/R with an ImageFolder on `root` (and downloads with
         # wget when `root` is missing): hand it the checked <wnid>/ folder itself
