@@ -428,10 +428,8 @@ def _classifier(args):
     )
 
 
-def _prune_args(p):
-    _model_args(p)
-    _dataset_args(p)
-    p.add_argument("--classifier", required=True)
+def prune_set_args(p):
+    """The options naming the prune sets (`prune_sets` reads them; also the video step's)."""
     p.add_argument("--head-groups", required=True)
     p.add_argument("--labels", required=True)
     p.add_argument("--ccs", required=True)
@@ -442,6 +440,13 @@ def _prune_args(p):
     p.add_argument("--concept-pairs", type=_json, default=None)
     p.add_argument("--concept-heads", choices=["high", "all"], default="high")
     p.add_argument("--manual", type=_json, default=None)
+
+
+def _prune_args(p):
+    _model_args(p)
+    _dataset_args(p)
+    p.add_argument("--classifier", required=True)
+    prune_set_args(p)
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--num-workers", type=int, default=0)
     p.add_argument("--sets-per-pass", type=int, default=8)

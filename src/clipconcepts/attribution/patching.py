@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from clipconcepts.attribution.targets import target_cosine, wide
+from clipconcepts.models.hooked import stacked_keep
 
 Head = tuple[int, int]
 
@@ -161,12 +162,7 @@ def encode_patched_multi(
     outs = []
     for first in range(0, len(sets), sets_per_pass):
         group = sets[first : first + sets_per_pass]
-        keep: dict[int, torch.Tensor] = {}
-        for i, heads in enumerate(group):
-            for layer, head in heads:
-                if layer not in keep:
-                    keep[layer] = torch.ones(len(group) * batch, clip.n_heads, device=clip.device)
-                keep[layer][i * batch : (i + 1) * batch, head] = 0
+        keep = stacked_keep(group, batch, clip.n_heads, clip.device)
         stacked = residual.repeat(len(group), 1, 1)
         out = encode_patched(clip, stacked, start, keep, fill)
         outs.append(out.view(len(group), batch, -1))

@@ -219,14 +219,7 @@ class HeadAwareCLIP:
         outs = []
         for first in range(0, len(sets), sets_per_pass):
             group = sets[first : first + sets_per_pass]
-            keep: dict[int, torch.Tensor] = {}
-            for i, heads in enumerate(group):
-                for layer, head in heads:
-                    if layer not in keep:
-                        keep[layer] = torch.ones(
-                            len(group) * batch, self.n_heads, device=residual.device
-                        )
-                    keep[layer][i * batch : (i + 1) * batch, head] = 0
+            keep = stacked_keep(group, batch, self.n_heads, residual.device)
             stacked = residual.repeat(len(group), 1, 1)
             out = self.encode_from_residual(stacked, start, keep=keep)
             outs.append(out.view(len(group), batch, -1))
@@ -345,6 +338,20 @@ class HeadAwareCLIP:
             f"HeadAwareCLIP({self.name}, layers={self.n_layers}, heads={self.n_heads}, "
             f"width={self.width}, embed_dim={self.embed_dim}, device={self.device})"
         )
+
+
+def stacked_keep(
+    sets: Sequence[Sequence[Head]], batch: int, n_heads: int, device
+) -> dict[int, torch.Tensor]:
+    """layer -> `[S * batch, H]` multipliers for S prune sets stacked along the batch (set i
+    fills rows i * batch .. (i + 1) * batch - 1; 0 = head pruned, 1 = kept)."""
+    keep: dict[int, torch.Tensor] = {}
+    for i, heads in enumerate(sets):
+        for layer, head in heads:
+            if layer not in keep:
+                keep[layer] = torch.ones(len(sets) * batch, n_heads, device=device)
+            keep[layer][i * batch : (i + 1) * batch, head] = 0
+    return keep
 
 
 def _block_with_head_mask(

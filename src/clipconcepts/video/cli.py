@@ -28,22 +28,15 @@ def _clips(args):
 
 
 def _eval_args(p):
+    from clipconcepts.cli import prune_set_args
+
     p.add_argument("--arch", required=True, help="open_clip model name or model-config .json")
     p.add_argument("--pretrained", default=None, help="pretrained tag or checkpoint path")
     p.add_argument("--device", default="cpu")
     p.add_argument("--precision", default="fp32")
     p.add_argument("--dataset", required=True, help="config key under video.datasets")
     p.add_argument("--dataset-spec", type=_json, required=True, help="its entry as JSON")
-    p.add_argument("--head-groups", required=True)
-    p.add_argument("--labels", required=True)
-    p.add_argument("--ccs", required=True)
-    p.add_argument("--layers", type=int, nargs="+", required=True)
-    p.add_argument("--strategies", nargs="+", required=True)
-    p.add_argument("--random-seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--concept-groups", type=_json, default=None)
-    p.add_argument("--concept-pairs", type=_json, default=None)
-    p.add_argument("--concept-heads", choices=["high", "all"], default="high")
-    p.add_argument("--manual", type=_json, default=None)
+    prune_set_args(p)
     p.add_argument("--batch-size", type=int, default=16, help="videos per batch")
     p.add_argument("--frame-batch-size", type=int, default=256, help="frames per forward")
     p.add_argument("--num-workers", type=int, default=0, help="decoding processes")
