@@ -27,6 +27,7 @@ include: "rules/prune.smk"
 include: "rules/mutual.smk"
 include: "rules/video.smk"
 include: "rules/attribution.smk"
+include: "rules/head_browser.smk"
 include: "rules/report.smk"
 
 

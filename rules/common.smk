@@ -233,6 +233,9 @@ def prune_plan(dataset):
                 plan += [
                     f"concept:{target}:vs:{unrelated}",
                     f"concept:{unrelated}:vs:{target}",
+                ] + [
+                    f"concept-random:{target}:vs:{unrelated}/seed{s}"
+                    for s in knob("prune", "random_seeds", [0, 1, 2])
                 ]
         elif strategy == "manual":
             plan += [f"manual:{name}" for name in knob("prune", "manual", {})]
@@ -604,6 +607,9 @@ def video_plan(video_set):
                 plan += [
                     f"concept:{target}:vs:{unrelated}",
                     f"concept:{unrelated}:vs:{target}",
+                ] + [
+                    f"concept-random:{target}:vs:{unrelated}/seed{s}"
+                    for s in knob("video", "random_seeds", [0, 1, 2])
                 ]
         elif strategy == "manual":
             plan += [f"manual:{name}" for name in knob("prune", "manual", {})]
@@ -614,9 +620,14 @@ def video_plan(video_set):
 
 def video_outputs(kind="prune"):
     """Every model x video set's table: kind = prune (`{model}/video/{set}.parquet`, the prune
-    schema: the report's claim (d)) or retrieval (`.retrieval.parquet`, every metric).
+    schema: the report's claim (d)), retrieval (`.retrieval.parquet`, every metric) or items
+    (`.items.parquet`, every query's rank: claim (d)'s paired bootstrap).
     """
-    suffix = {"prune": ".parquet", "retrieval": ".retrieval.parquet"}[kind]
+    suffix = {
+        "prune": ".parquet",
+        "retrieval": ".retrieval.parquet",
+        "items": ".items.parquet",
+    }[kind]
     return expand(
         f"{RESULTS}/{{model}}/video/{{video_set}}{suffix}",
         model=video_models(),
@@ -632,3 +643,47 @@ REPORT_VIDEO_SETS = VIDEO_SETS if video_models() else []
 REPORT_ASSETS = load_light_module("report/assets.py").report_assets(
     DATASETS, MUTUAL_SETS, REPORT_ATTRIBUTION_SETS, REPORT_VIDEO_SETS
 )
+
+
+def claims_knob(key, default):
+    """A knob of `report.claims` (the claims section's statistics)."""
+    return (section("report").get("claims") or {}).get(key, default)
+
+
+# The claims' intervals need the random arms' seed-to-seed spread: refuse fewer than 3 seeds
+# before anything runs (the report would call every such case not testable).
+if claims_knob("enabled", True):
+    for _stage, _used in (
+        ("prune", bool(HEAD_MODELS)),
+        ("video", bool(REPORT_VIDEO_SETS)),
+    ):
+        _seeds = knob(_stage, "random_seeds", [0, 1, 2])
+        if _used and len(set(_seeds)) < 3:
+            raise ValueError(
+                f"config key {_stage}.random_seeds needs at least 3 distinct seeds while the "
+                f"claims section is on (report.claims.enabled), got {_seeds}: add seeds, or "
+                "set report.claims.enabled: false"
+            )
+
+
+# The report's head browser (rules/head_browser.smk): its thumbnails' knobs and what it reads.
+def head_images_knob(key, default):
+    """A knob of `report.head_images`."""
+    return (knob("report", "head_images", {}) or {}).get(key, default)
+
+
+def head_browser_inputs():
+    """What the report's head browser reads per head-level model, and its code."""
+    return (
+        per_model(f"{RESULTS}/{{model}}/head_images.parquet")
+        + per_model(f"{RESULTS}/{{model}}/textspans.parquet")
+        + per_model(f"{RESULTS}/{{model}}/head_groups.parquet")
+        + code(
+            "report/head_browser.py",
+            "report/head_browser.js",
+            "report/head_inputs.py",
+            "report/head_links.py",
+            "report/head_images.py",
+            "report/style.css",
+        )
+    )

@@ -52,7 +52,9 @@ rule prune_eval:
             "models/hooked.py",
         ),
     output:
-        f"{RESULTS}/{{model}}/prune/{{dataset}}.parquet",
+        summary=f"{RESULTS}/{{model}}/prune/{{dataset}}.parquet",
+        # every image's outcome per prune set: the claims' paired bootstrap
+        outcomes=f"{RESULTS}/{{model}}/prune/{{dataset}}.items.parquet",
     log:
         f"{LOGS}/{{model}}/prune_{{dataset}}.log",
     conda:
@@ -92,4 +94,5 @@ rule prune_eval:
         " --concept-groups {params.groups:q} --concept-pairs {params.pairs:q}"
         " --concept-heads {params.concept_heads} --manual {params.manual:q}"
         " --batch-size {params.batch_size} --num-workers {params.num_workers}"
-        " --sets-per-pass {params.sets_per_pass} --out {output:q} > {log} 2>&1"
+        " --sets-per-pass {params.sets_per_pass} --out {output.summary:q}"
+        " --items-out {output.outcomes:q} > {log} 2>&1"

@@ -7,6 +7,12 @@ rule report:
             model=HEAD_MODELS,
             dataset=DATASETS,
         ),
+        # every image's outcome per prune set: the claims' paired bootstrap
+        prune_items=expand(
+            f"{RESULTS}/{{model}}/prune/{{dataset}}.items.parquet",
+            model=HEAD_MODELS,
+            dataset=DATASETS,
+        ),
         agreement=(
             [rules.agreement.output[0]] if knob("agreement", "sheet", None) else []
         ),
@@ -20,6 +26,7 @@ rule report:
         ),
         # video retrieval under pruning ({model}/video/{set}.parquet, prune schema): claim (d)
         video=video_outputs("prune"),
+        video_items=video_outputs("items"),
         # every retrieval metric per strategy and direction (Figure 5's section)
         video_retrieval=video_outputs("retrieval"),
         # head attribution (rules/attribution.smk): the tables the report reads
@@ -29,6 +36,8 @@ rule report:
         mutual_evaluations=mutual_outputs("faithfulness_summary")
         + mutual_outputs("augmented")
         + mutual_outputs("faithfulness_truth"),
+        # the head browser (rules/head_browser.smk): thumbnails, TEXTSPAN texts, head groups
+        head_browser=head_browser_inputs(),
         code=code(
             "report/cli.py",
             "report/html.py",
@@ -38,6 +47,9 @@ rule report:
             "report/paper.py",
             "report/paper_values.yaml",
             "report/claims.py",
+            "report/claims_html.py",
+            "report/effects.py",
+            "report/verdicts.py",
             "report/truth.py",
             "report/mutual_inputs.py",
             "report/mutual_tables.py",
@@ -87,8 +99,11 @@ rule report:
         n_examples=knob("report", "n_examples", 3),
         ood=" ".join(ood_datasets()),
         concept_pairs=json.dumps(knob("prune", "concept_pairs", {}), sort_keys=True),
-        claim_margin=knob("report", "claim_margin", 0.0),
-        claim_quorum=knob("report", "claim_quorum", 1.0),
+        claims_enabled="" if claims_knob("enabled", True) else "--no-claims",
+        claims_bootstrap=claims_knob("bootstrap", 2000),
+        claims_level=claims_knob("level", 0.95),
+        claims_min_effect=claims_knob("min_effect", 1.0),
+        claims_seed=claims_knob("seed", 0),
         mutual_sets=" ".join(MUTUAL_SETS),
         attribution_sets=" ".join(REPORT_ATTRIBUTION_SETS),
         video_sets=" ".join(REPORT_VIDEO_SETS),
@@ -98,7 +113,8 @@ rule report:
         "python -m clipconcepts report --run-dir {params.run_dir:q} --models {params.models:q}"
         " --datasets {params.datasets} --title {params.title:q} --n-examples {params.n_examples}"
         " --ood-datasets {params.ood} --concept-pairs {params.concept_pairs:q}"
-        " --video {input.video:q} --claim-margin {params.claim_margin}"
-        " --claim-quorum {params.claim_quorum} --mutual-sets {params.mutual_sets}"
+        " --video {input.video:q} --claims-bootstrap {params.claims_bootstrap}"
+        " --claims-level {params.claims_level} --claims-min-effect {params.claims_min_effect}"
+        " --claims-seed {params.claims_seed} {params.claims_enabled} --mutual-sets {params.mutual_sets}"
         " --attribution-sets {params.attribution_sets} --video-sets {params.video_sets}"
         " --out {output.html:q} --assets-dir {params.assets_dir:q} > {log} 2>&1"

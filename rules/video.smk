@@ -54,6 +54,8 @@ rule video_eval:
     output:
         prune=f"{RESULTS}/{{model}}/video/{{video_set}}.parquet",
         retrieval=f"{RESULTS}/{{model}}/video/{{video_set}}.retrieval.parquet",
+        # every query's rank per prune set and direction: claim (d)'s paired bootstrap
+        outcomes=f"{RESULTS}/{{model}}/video/{{video_set}}.items.parquet",
     log:
         f"{LOGS}/{{model}}/video_{{video_set}}.log",
     conda:
@@ -95,4 +97,5 @@ rule video_eval:
         " --batch-size {params.batch_size} --frame-batch-size {params.frame_batch_size}"
         " --num-workers {params.num_workers} --sets-per-pass {params.sets_per_pass}"
         " --ties {params.ties} --out {output.prune:q} --retrieval-out {output.retrieval:q}"
+        " --items-out {output.outcomes:q}"
         " > {log} 2>&1"

@@ -12,15 +12,20 @@ from clipconcepts.evaluate import (
     accuracy,
     build_classifier,
     concept_of_label,
+    concept_random_name,
     concept_strategy_names,
+    evaluate_prune_outcomes,
     evaluate_prune_sets,
     load_classifier,
     parse_head,
     published_head_lists,
     resolve_prune_sets,
     save_classifier,
+    summarise_items,
+    write_prune_items,
     write_prune_results,
 )
+from clipconcepts.schemas import PRUNE_ITEMS
 
 LAYERS = [8, 9, 10, 11]
 GROUPS = {
@@ -99,7 +104,7 @@ def test_random_sets_exclude_high_and_are_seeded():
 def test_concept_matching_and_equal_sizes():
     sets = {s.strategy: s for s in _resolve(["concept"])}
     target, unrelated = concept_strategy_names("locations", "animals")
-    assert set(sets) == {target, unrelated}
+    assert set(sets) == {target, unrelated, concept_random_name("locations", "animals")}
     # three high location heads, one high animal head -> both truncated to one head; the
     # location head kept is a highest-CCS one (all 5: ties go to the lowest (layer, head))
     assert sets[unrelated].heads == ((8, 11),)
@@ -122,6 +127,22 @@ def test_concept_matching_and_equal_sizes():
     by_name = {s.strategy: s for s in out}
     assert by_name["concept:locations:vs:colors"].heads == ((11, 5),)
     assert by_name["concept:colors:vs:locations"].heads == ((11, 1),)
+
+
+def test_concept_random_sets_match_the_target_size_outside_its_group():
+    sets = _resolve(["concept"], concept_heads="all")
+    chance = [s for s in sets if s.strategy == concept_random_name("locations", "animals")]
+    (target,) = [s for s in sets if s.strategy == "concept:locations:vs:animals"]
+    locations = {(11, 5), (10, 8), (9, 3)}  # every head labelled with a location word
+    assert [s.seed for s in chance] == [0, 1, 2] and len({s.heads for s in chance}) == 3
+    for s in chance:
+        assert len(s.heads) == len(target.heads) == 2
+        assert not set(s.heads) & locations
+        assert all(layer in LAYERS and 0 <= head < 12 for layer, head in s.heads)
+    assert _resolve(["concept"], concept_heads="all") == sets  # seeded: reproducible
+    # without seeds (the strategy resolver always passes them) no chance sets are drawn
+    plain = _resolve(["concept"], random_seeds=[])
+    assert not [s for s in plain if s.strategy.startswith("concept-random:")]
 
 
 def test_concept_heads_all_includes_moderate_heads():
@@ -279,6 +300,54 @@ def test_prefix_reuse_equals_separate_full_passes(tiny_clip):
         assert out["n_images"].to_list() == [23] * 5
         assert out["top1"].to_list() == pytest.approx([e[1] for e in expected], abs=1e-9)
         assert out["top5"].to_list() == pytest.approx([e[5] for e in expected], abs=1e-9)
+
+
+def test_items_aggregate_to_the_summary_and_carry_margins(tmp_path, tiny_clip):
+    """Per-image outcomes: the accuracy table equals their aggregate; top-1 correct iff the
+    margin (true logit minus the best other) is positive; files round-trip."""
+    torch.manual_seed(1)
+    images = torch.randn(19, 3, 32, 32)
+    classifier = torch.nn.functional.normalize(
+        tiny_clip.encode_image(images[:5]) + 0.05 * torch.randn(5, tiny_clip.embed_dim), dim=-1
+    )
+    labels = torch.arange(19) % 5
+    sets = [
+        PruneSet("original", 0, ()),
+        PruneSet("high", 0, ((2, 1), (2, 3))),
+        *[PruneSet("random", s, ((1, s),)) for s in range(3)],
+    ]
+    batches = [
+        (images[i : i + 4], [f"im{j}" for j in range(i, min(i + 4, 19))], labels[i : i + 4], 0)
+        for i in range(0, 19, 4)
+    ]
+    out = evaluate_prune_outcomes(tiny_clip, batches, classifier, sets, progress=False)
+    items = out.items
+    assert items.schema == pl.Schema(PRUNE_ITEMS) and items.height == 19 * len(sets)
+    assert items["image_id"].to_list()[:19] == [f"im{j}" for j in range(19)]
+    assert items["label"].to_list()[:19] == labels.tolist()
+    assert (items["correct_top1"] == (items["margin"] > 0)).all()
+    assert (items["correct_top1"] == (items["predicted"] == items["label"])).all()
+    assert (~items["correct_top1"] | items["correct_top5"]).all()
+    assert len(set(items["correct_top1"].to_list())) == 2  # some right, some wrong
+    aggregate = items.group_by("strategy", "seed", maintain_order=True).agg(
+        (100 * pl.col("correct_top1").mean()).alias("top1"),
+        (100 * pl.col("correct_top5").mean()).alias("top5"),
+        pl.len().alias("n_images"),
+    )
+    summary = out.summary
+    assert summary.select("strategy", "seed").rows() == aggregate.select("strategy", "seed").rows()
+    for column in ("top1", "top5"):
+        assert summary[column].to_list() == pytest.approx(aggregate[column].to_list(), abs=1e-12)
+    assert summary["n_images"].to_list() == aggregate["n_images"].to_list()
+    # the same predictions as a full pass with the set's heads zeroed
+    high = tiny_clip.encode_image(images, prune=[(2, 1), (2, 3)])
+    expected = (torch.nn.functional.normalize(high, dim=-1) @ classifier.T).argmax(-1)
+    got = items.filter(pl.col("strategy") == "high")["predicted"].to_list()
+    assert got == expected.tolist()
+    write_prune_items(items, tmp_path / "d.items.parquet", row_group_size=20)
+    back = pl.read_parquet(tmp_path / "d.items.parquet")
+    assert back.equals(items)
+    assert summarise_items(back, sets).equals(summary)
 
 
 def test_prune_results_parquet(tmp_path, tiny_clip):

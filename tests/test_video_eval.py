@@ -14,7 +14,7 @@ from PIL import Image
 
 from clipconcepts.conceptworld.world import OBJECT_RGB, values_of
 from clipconcepts.evaluate.strategies import PruneSet
-from clipconcepts.schemas import PRUNE_RESULTS, VIDEO_RETRIEVAL
+from clipconcepts.schemas import PRUNE_RESULTS, VIDEO_ITEMS, VIDEO_RETRIEVAL
 from clipconcepts.video import decode as decode_module
 from clipconcepts.video.conceptworld import CLIP_FAMILIES, render_clip, write_clips
 from clipconcepts.video.datasets import build_video_dataset
@@ -99,7 +99,9 @@ def test_decoded_once_per_video_whatever_the_strategies(clips, tiny_clip, monkey
 def test_result_tables(clips, tiny_clip, tmp_path):
     ds = build_video_dataset("clips", "conceptworld", clips, n_frames=2)
     res = evaluate_video_retrieval(tiny_clip, ds, _sets(), progress=False)
-    write_video_results(res, tmp_path / "v.parquet", tmp_path / "v.retrieval.parquet")
+    write_video_results(
+        res, tmp_path / "v.parquet", tmp_path / "v.retrieval.parquet", tmp_path / "v.items.parquet"
+    )
     prune = pl.read_parquet(tmp_path / "v.parquet")
     retrieval = pl.read_parquet(tmp_path / "v.retrieval.parquet")
     assert dict(prune.schema) == PRUNE_RESULTS and dict(retrieval.schema) == VIDEO_RETRIEVAL
@@ -110,6 +112,24 @@ def test_result_tables(clips, tiny_clip, tmp_path):
     assert prune["top5"].to_list() == t2v["r5"].to_list()
     assert retrieval.height == 2 * len(_sets())
     assert t2v["chance_r1"].to_list() == pytest.approx([100 / 24] * len(_sets()))
+    # the per-query ranks aggregate to every recall and rank of the retrieval table
+    items = pl.read_parquet(tmp_path / "v.items.parquet")
+    assert dict(items.schema) == VIDEO_ITEMS
+    again = items.group_by("strategy", "seed", "direction", maintain_order=True).agg(
+        *[(100 * (pl.col("rank") <= k).mean()).alias(f"r{k}") for k in (1, 5, 10, 50)],
+        pl.col("rank").median().alias("median_rank"),
+        pl.col("rank").mean().alias("mean_rank"),
+        pl.len().alias("n_queries"),
+    )
+    columns = ["r1", "r5", "r10", "r50", "median_rank", "mean_rank", "n_queries"]
+    assert (
+        again.select("strategy", "seed", "direction").rows()
+        == retrieval.select("strategy", "seed", "direction").rows()
+    )
+    for column in columns:
+        assert again[column].to_list() == pytest.approx(retrieval[column].to_list())
+    t2v_items = items.filter(pl.col("direction") == "t2v", pl.col("strategy") == "original")
+    assert t2v_items["query_id"].to_list() == [ds.video_ids[int(v)] for v in ds.caption_video]
 
 
 def test_pooling_is_mean_of_normalised_frames():

@@ -62,6 +62,7 @@ def test_paper_dry_run_lists_every_job():
     assert len(models) == 6 and len(mutual_models) == 13  # the two papers' model lists
     counts = _job_counts(out)
     assert counts["extract"] == counts["textspan"] == counts["ccs"] == len(models)
+    assert counts["head_images"] == len(models)  # the report's head browser thumbnails
     assert counts["prune_eval"] == counts["classifier"] == len(models) * len(datasets)
     mutual_sets = list(config["mutual"]["datasets"])
     assert counts["mutual"] == len(mutual_models) * len(mutual_sets)
@@ -97,6 +98,22 @@ def test_bad_config_names_the_key(tmp_path):
     assert "batch_size" in out and "'many' is not of type 'integer'" in out
 
 
+def test_claims_need_three_random_seeds(tmp_path):
+    config = yaml.safe_load((ROOT / "config/demo.yaml").read_text())
+    config["run"] = "seeds-check"
+    config["prune"]["random_seeds"] = [0, 1]
+    (tmp_path / "seeds.yaml").write_text(yaml.safe_dump(config))
+    out = _run(["-n", "--configfile", str(tmp_path / "seeds.yaml")], ROOT, check=False)
+    assert "config key prune.random_seeds needs at least 3 distinct seeds" in out
+    config["report"]["claims"] = {"enabled": False}  # no claims: two seeds are fine
+    (tmp_path / "seeds.yaml").write_text(yaml.safe_dump(config))
+    assert "Job stats" in _run(["-n", "--configfile", str(tmp_path / "seeds.yaml")], ROOT)
+    config["report"]["claims"] = {"margin": 1.0}  # the old knobs are gone: named
+    (tmp_path / "seeds.yaml").write_text(yaml.safe_dump(config))
+    out = _run(["-n", "--configfile", str(tmp_path / "seeds.yaml")], ROOT, check=False)
+    assert "margin" in out and "Additional properties are not allowed" in out
+
+
 class _Sections(HTMLParser):
     def __init__(self):
         super().__init__()
@@ -121,7 +138,7 @@ def small_demo(tmp_path_factory):
         train_steps=40, n_probe=96, n_per_family=40, eval_images_per_family=40
     )
     config["extract"].update(batch_size=32, part_size=50)
-    config["prune"].update(batch_size=64, random_seeds=[0, 1])
+    config["prune"].update(batch_size=64, random_seeds=[0, 1, 2])  # the claims need 3
     # the later stages on a smaller share (every rule still runs)
     config["mutual"]["datasets"] = dict(list(config["mutual"]["datasets"].items())[:2])
     config["mutual"]["images_per_class"] = 5
@@ -159,7 +176,10 @@ def test_small_demo_every_stage_and_report(small_demo):
     for dataset in config["datasets"]:
         prune = pl.read_parquet(results / f"conceptworld/prune/{dataset}.parquet")
         assert {"original", "high", "low", "random"} <= set(prune["strategy"])
-        assert sorted(prune.filter(pl.col("strategy") == "random")["seed"]) == [0, 1]
+        assert sorted(prune.filter(pl.col("strategy") == "random")["seed"]) == [0, 1, 2]
+        items = pl.read_parquet(results / f"conceptworld/prune/{dataset}.items.parquet")
+        assert items.height == prune.height * prune["n_images"][0]
+    assert (results / "conceptworld/video/clips.items.parquet").exists()
     # mutual knowledge: per set, images and summary in the documented schemas, and the truth
     from clipconcepts.mutual.schemas import IMAGE_SCHEMA, SUMMARY_SCHEMA
 
@@ -178,6 +198,11 @@ def test_small_demo_every_stage_and_report(small_demo):
     parser = _Sections()
     parser.feed((results / "report.html").read_text())
     assert {"overview", "ccs-at-k", "examples", "pruning", "concept", "conceptworld"} <= parser.ids
+    # the head browser: a card per analysed head, from the head_images rule's thumbnails
+    n_heads = textspans.select("layer", "head").n_unique()
+    assert sum(i.startswith("head-conceptworld-L") for i in parser.ids) == n_heads
+    head_images = pl.read_parquet(results / "conceptworld/head_images.parquet")
+    assert head_images.group_by("layer", "head").len()["len"].unique().to_list() == [16]
     # every rule wrote its log
     logs = {p.name for p in (work / "logs/demo").rglob("*.log")}
     assert {
@@ -187,6 +212,7 @@ def test_small_demo_every_stage_and_report(small_demo):
         "judge.log",
         "ccs.log",
         "report.log",
+        "head_images.log",
         "mutual_color.log",
         "mutual_truth_color.log",
         "descriptors_color.log",
@@ -226,7 +252,7 @@ def test_rerun_after_prune_knob_touches_only_pruning_and_report(small_demo):
         ["-n", "--profile", "profiles/local", "--configfile", "config/small.yaml"], work
     )
     config = yaml.safe_load((work / "config/small.yaml").read_text())
-    config["prune"]["random_seeds"] = [0, 1, 2]
+    config["prune"]["random_seeds"] = [0, 1, 2, 3]
     (work / "config/touched.yaml").write_text(yaml.safe_dump(config))
     counts = _dry(work, "config/touched.yaml")
     assert set(counts) == {"prune_eval", "report", "all"}, counts

@@ -269,9 +269,12 @@ def test_prune_eval_cli_skips_bad_images(tmp_path, caplog):
         "--head-groups", str(tmp_path / "groups.parquet"), "--labels", str(tmp_path / "labels.parquet"),
         "--ccs", str(tmp_path / "ccs.parquet"), "--layers", "-1", "--strategies", "original",
         "--batch-size", "32", "--out", str(tmp_path / "prune.parquet"),
+        "--items-out", str(tmp_path / "prune.items.parquet"),
     ]  # fmt: skip
     assert cli.main(prune) == 0
     assert pl.read_parquet(tmp_path / "prune.parquet")["n_images"].to_list() == [100]
+    items = pl.read_parquet(tmp_path / "prune.items.parquet")  # the skipped image is not there
+    assert items.height == 100 and items["image_id"].n_unique() == 100
     spec["on_bad_image"] = "fail"
     prune[prune.index("--dataset-spec") + 1] = json.dumps(spec)
     assert cli.main(prune) == 1

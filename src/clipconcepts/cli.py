@@ -451,6 +451,7 @@ def _prune_args(p):
     p.add_argument("--num-workers", type=int, default=0)
     p.add_argument("--sets-per-pass", type=int, default=8)
     p.add_argument("--out", required=True)
+    p.add_argument("--items-out", default=None, help="per-image outcomes (PRUNE_ITEMS)")
 
 
 def prune_sets(args, clip):
@@ -480,8 +481,9 @@ def prune_sets(args, clip):
 
 def _prune(args):
     from clipconcepts.evaluate import (
-        evaluate_prune_sets,
+        evaluate_prune_outcomes,
         load_classifier,
+        write_prune_items,
         write_prune_results,
     )
 
@@ -496,9 +498,10 @@ def _prune(args):
         )
     loader = dataset.loader(args.batch_size, args.num_workers)  # its on_bad_image applies
     log.info("%r on %s: %d images, %d prune sets", clip, args.dataset, len(dataset), len(sets))
-    frame = evaluate_prune_sets(
+    outcomes = evaluate_prune_outcomes(
         clip, loader, weights.to(clip.device), sets, sets_per_pass=args.sets_per_pass
     )
+    frame = outcomes.summary
     n_skipped = len(dataset) - frame["n_images"][0] if len(frame) else 0
     if n_skipped:
         log.warning(
@@ -507,6 +510,8 @@ def _prune(args):
             n_skipped,
             args.dataset,
         )
+    if args.items_out:  # first: the table's existence marks a finished job
+        write_prune_items(outcomes.items, args.items_out)
     write_prune_results(frame, args.out)
     log.info("results:\n%s", frame.select("strategy", "seed", "n_heads", "top1", "top5"))
 

@@ -8,7 +8,10 @@
   from the analysed layers minus the high heads (`numpy.random.default_rng(seed)`);
 - `concept`: for every `(target, unrelated)` pair, the heads whose label falls in the target's
   concept group and those in the unrelated group, truncated to the same size (the larger group
-  keeps its highest-CCS heads). Named `concept:{pruned}:vs:{other}` (`concept_strategy_names`);
+  keeps its highest-CCS heads). Named `concept:{pruned}:vs:{other}` (`concept_strategy_names`).
+  Beside them, one set per random seed of as many heads as the target's set, drawn from the
+  analysed heads outside the target's concept group: `concept-random:{target}:vs:{unrelated}`,
+  the chance baseline of the pair (`concept_random_name`);
 - `manual`: every list in `manual` (`{name: ["L11.H5", ...]}`) as `manual:{name}`.
 
 Concept groups. A head's label belongs to a group when one of the group's keywords occurs in it
@@ -77,6 +80,11 @@ def _sorted_unique(heads: Iterable[Head]) -> tuple[Head, ...]:
 def concept_strategy_names(target: str, unrelated: str) -> tuple[str, str]:
     """Strategy names of a concept pair: (target heads pruned, unrelated heads pruned)."""
     return f"concept:{target}:vs:{unrelated}", f"concept:{unrelated}:vs:{target}"
+
+
+def concept_random_name(target: str, unrelated: str) -> str:
+    """Strategy name of a concept pair's random sets (as many heads as the target's set)."""
+    return f"concept-random:{target}:vs:{unrelated}"
 
 
 # ---------------------------------------------------------------------------- frames
@@ -194,6 +202,8 @@ def resolve_prune_sets(
                     ccs=_ccs_lookup(ccs_df, head_groups_df, labels_df),
                     layers=layers,
                     concept_heads=concept_heads,
+                    n_heads=n_heads,
+                    random_seeds=random_seeds,
                 )
             )
         elif strategy == "manual":
@@ -210,25 +220,39 @@ def random_sets(
     high: Sequence[Head], layers: Sequence[int], n_heads: int, seeds: Sequence[int]
 ) -> list[PruneSet]:
     """One set per seed: `len(high)` heads from `layers` x `range(n_heads)` minus `high`."""
+    return _random_draws("random", high, len(high), layers, n_heads, seeds, "non-high")
+
+
+def _random_draws(
+    name: str,
+    exclude: Sequence[Head],
+    size: int,
+    layers: Sequence[int],
+    n_heads: int,
+    seeds: Sequence[int],
+    pool_name: str,
+) -> list[PruneSet]:
+    """One set `name` per seed: `size` heads of `layers` x `range(n_heads)` minus `exclude`,
+    drawn uniformly without replacement by `numpy.random.default_rng(seed)`."""
     if not seeds:
         raise ValueError("random pruning needs at least one seed (prune.random_seeds)")
-    high_set = set(high)
+    excluded = set(exclude)
     pool = [
         (layer, head)
         for layer in layers
         for head in range(n_heads)
-        if (layer, head) not in high_set
+        if (layer, head) not in excluded
     ]
-    if len(high) > len(pool):
+    if size > len(pool):
         raise ValueError(
-            f"random pruning needs {len(high)} heads but only {len(pool)} non-high heads exist "
+            f"{name} pruning needs {size} heads but only {len(pool)} {pool_name} heads exist "
             f"in layers {list(layers)}"
         )
     out = []
     for seed in dict.fromkeys(int(s) for s in seeds):
         rng = np.random.default_rng(seed)
-        picks = rng.choice(len(pool), size=len(high), replace=False)
-        out.append(PruneSet("random", seed, _sorted_unique(pool[i] for i in picks)))
+        picks = rng.choice(len(pool), size=size, replace=False)
+        out.append(PruneSet(name, seed, _sorted_unique(pool[i] for i in picks)))
     return out
 
 
@@ -241,8 +265,11 @@ def concept_sets(
     ccs: dict[Head, float],
     layers: Sequence[int],
     concept_heads: str = "high",
+    n_heads: int | None = None,
+    random_seeds: Sequence[int] = (),
 ) -> list[PruneSet]:
-    """Two equal-size sets per (target, unrelated) pair (see the module docstring)."""
+    """Two equal-size sets per (target, unrelated) pair and, given `n_heads` and
+    `random_seeds`, the pair's random sets (see the module docstring)."""
     if not concept_pairs:
         log.warning("strategy 'concept' without concept pairs: no concept sets")
         return []
@@ -279,6 +306,14 @@ def concept_sets(
                 continue
             seen.add(name)
             sets.append(PruneSet(name, 0, _top_by_ccs(by_group[group], size, ccs)))
+        chance = concept_random_name(target, unrelated)
+        if n_heads is not None and random_seeds and chance not in seen:
+            seen.add(chance)
+            sets.extend(
+                _random_draws(
+                    chance, by_group[target], size, layers, n_heads, random_seeds, "non-target"
+                )
+            )
         log.info(
             "concept pair %s vs %s: %d vs %d heads, %d each after equalising",
             target,

@@ -62,6 +62,7 @@ def report_assets(
     Per video set: Figure 5's table and chart."""
     assets = [
         Asset("claims.html", "claims", "Claims"),
+        *[Asset(f"claims_{letter}.svg", "claims_forest", "Claims") for letter in "abcd"],
         Asset("ccs_at_k.html", "ccs_at_k_table", "CCS"),
         Asset("ccs_at_k.svg", "ccs_at_k_figure", "CCS"),
         Asset("ccs_examples.html", "ccs_examples", "CCS"),

@@ -35,6 +35,7 @@ from clipconcepts.report.attribution_inputs import (
     ordered,
     view_name,
 )
+from clipconcepts.report.head_links import head_link
 from clipconcepts.report.tables import Span, missing, ours, small, table
 
 SCALED = ("atp_zero", "atp_mean", "direct", "true_zero", "true_mean")  # shown x100
@@ -128,7 +129,7 @@ def heads_table(r: AttributionResult) -> str:
     for x in frame.iter_rows(named=True):
         name = head_name(x["layer"], x["head"])
         label = escape(x["label"]) if x["label"] is not None else missing("no label")
-        cells: list[str | Span] = [f"<b>{name}</b>", label]
+        cells: list[str | Span] = [f"<b>{head_link(r.model.key, name)}</b>", label]
         for view, _ in HEAD_COLUMNS:
             v = x[view]
             if not _is_num(v):
@@ -343,7 +344,7 @@ def _reliance_rows(r: AttributionResult, frame: pl.DataFrame, relation: bool) ->
         cells: list[str | Span] = [
             f"{escape(x['classname'])}<br><small>{group}</small>",
             str(x["rank"]),
-            name,
+            head_link(r.model.key, name),
             f"{label}<br><small>{label_group}</small>",
             str(x["ccs"]) if x["ccs"] is not None else missing("—"),
         ]
@@ -429,13 +430,18 @@ def truth_table(r: AttributionResult) -> str:
             top = by_k[max(ks)]["top_heads"] if max(ks) in by_k else []
             truth = set(first["truth_heads"] or [])
             cells.append(
-                ", ".join(f"<b>{escape(h)}</b>" if h in truth else escape(h) for h in top or [])
+                ", ".join(
+                    f"<b>{head_link(r.model.key, h)}</b>"
+                    if h in truth
+                    else head_link(r.model.key, h)
+                    for h in top or []
+                )
             )
             rows.append(cells)
-        truth_heads = ", ".join(first["truth_heads"] or []) or "none"
+        truth_heads = ", ".join(head_link(r.model.key, h) for h in first["truth_heads"] or [])
         parts.append(
             f"<p>Family <b>{escape(family)}</b>: {n_truth} truth {'head' if n_truth == 1 else 'heads'}"
-            f" of the {n_pool} in the scope ({escape(truth_heads)}: the heads whose top family in "
+            f" of the {n_pool} in the scope ({truth_heads or 'none'}: the heads whose top family in "
             "the world's head "
             "truth is this set's family). Truth heads are bold in the last column.</p>"
             + table(header, rows, "attribution-truth")

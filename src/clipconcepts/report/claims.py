@@ -1,53 +1,81 @@
-"""The CCS paper's claims, each tested on this run's result files, with a computed verdict.
+"""The CCS paper's claims, each tested on this run's result files, with a verdict and its
+uncertainty.
 
-Every verdict is derived from the pruning (and video) Parquet files the report reads; nothing is
-written by hand. A claim is judged per *case* (a model x dataset, or a model x dataset x concept
-pair), then overall:
+Every verdict is computed from the pruning (and video) result files the report reads; nothing
+is written by hand. A claim is judged per *case* (a model x dataset, or a model x dataset x
+concept pair). Each case compares the arm the claim says hurts most with one or more other
+arms on the same items (images, or retrieval queries): a paired bootstrap over the items, with
+the random arms' seeds resampled too, gives every difference a confidence interval
+(`report.effects`). Four verdicts per case:
 
-- a case is **not testable** when the data it needs is absent or degenerate (the reason is
-  stated: a missing file or strategy, an empty head set and why it is empty);
-- otherwise it **holds** when every comparison the claim makes goes the claimed way by more than
-  `margin` percentage points (accuracy or retrieval score; `margin = 0` is a strict `<`), and it
-  **does not hold** otherwise (a tie does not hold);
-- overall, a claim holds when it holds on at least `quorum` of its testable cases (`quorum = 1`:
-  on every one, as the paper words its claims: "consistently", "across all datasets"), does not
-  hold when some cases are testable but fewer hold, and is not testable when no case is.
+- **holds**: every comparison's interval lies above 0 and its estimate is at least
+  `min_effect` percentage points;
+- **contradicted**: some comparison's interval lies below 0;
+- **inconclusive**: anything else ("saturated" when both arms sit at 100% or 0%);
+- **not testable**: an empty head set, a missing file or strategy, a NaN accuracy, no items, or
+  fewer than `min_seeds` random seeds; the reason in words.
 
-Claims (paper sections in brackets):
+Overall, a claim gets the tally of its cases' verdicts (none dropped) and the paper's reading,
+"consistently": it holds when every testable case holds, is contradicted when any case is,
+inconclusive otherwise, and not testable when no case is.
+
+Claims (paper sections in brackets), D = difference in points of the metric:
 
 (a) `high_vs_random_low` [5.2-5.3, Tables 4-5, Figure 2]: pruning the high-CCS heads lowers
-    top-1 accuracy more than pruning random heads (mean over seeds) and more than pruning the
-    low-CCS heads: holds when `high < random_mean - margin` and `high < low - margin`. Cases:
-    every model x dataset not flagged OOD. Not testable when the high or low set is empty (no
-    head with CCS = 5, resp. CCS <= 1), or the file or a strategy is missing.
+    top-1 accuracy more than pruning as many random heads and more than pruning the low-CCS
+    heads: D_random = mean over seeds of acc(random) - acc(high), D_low = acc(low) - acc(high).
+    Cases: every model x dataset not flagged OOD.
 (b) `concept_specific` [5.5, Figures 3-4]: for each of a dataset's concept pairs (target,
-    unrelated) from `prune.concept_pairs`, pruning the target's heads lowers that dataset's
-    accuracy more than pruning as many unrelated heads: holds when
-    `concept:T:vs:U < concept:U:vs:T - margin`. Not testable when the pair's sets are empty.
-(c) `ood` [5.4, Table 6]: (a)'s comparison on the datasets flagged `ood: true`. Not testable
-    when no dataset is flagged, or as in (a).
-(d) `video` [5.6, Figure 5]: (a)'s comparison on video retrieval results
-    (`{model}/video/{dataset}.parquet` in the prune schema, `top1` = the retrieval score in %).
-    Not testable when the report is given no video results (this workflow has no video stage).
+    unrelated), pruning the target's heads lowers accuracy more than pruning as many unrelated
+    heads and more than as many random heads outside the target's group:
+    D_unrelated = acc(`concept:U:vs:T`) - acc(`concept:T:vs:U`),
+    D_random = mean over seeds of acc(`concept-random:T:vs:U`) - acc(`concept:T:vs:U`).
+(c) `ood` [5.4, Table 6]: (a) on the datasets flagged `ood: true`.
+(d) `video` [5.6, Figure 5]: (a) on text-to-video retrieval, per query: R@1 for the verdict
+    (a hit when the caption's video ranks first), R@5 shown beside it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from html import escape
 
 import polars as pl
 
-from clipconcepts.report.assets import dataset_name
-from clipconcepts.report.inputs import ModelInfo, RunData, StrategySummary, majority_rows
-from clipconcepts.report.tables import heads, table
+from clipconcepts.report import effects as fx
+from clipconcepts.report.effects import Effect
+from clipconcepts.report.inputs import (
+    ModelInfo,
+    Outcomes,
+    RunData,
+    StrategySummary,
+    majority_rows,
+    read_prune_outcomes,
+    read_video_outcomes,
+)
+from clipconcepts.report.tables import heads
+from clipconcepts.report.verdicts import UNTESTABLE
 
-HOLDS = "holds"
-FAILS = "does not hold"
-UNTESTABLE = "not testable"
-VERDICT_CLASS = {HOLDS: "holds", FAILS: "fails", UNTESTABLE: "untestable"}
-OPEN_CASES = 6  # a claim's cases are shown unfolded up to this many
+
+@dataclass(frozen=True)
+class ClaimSettings:
+    """How the claims are judged (config `report.claims`)."""
+
+    bootstrap: int = 2000  # paired bootstrap resamples
+    level: float = 0.95  # confidence level of the intervals
+    min_effect: float = 1.0  # percentage points a difference must reach to hold
+    seed: int = 0  # the bootstrap's random seed
+    min_seeds: int = 3  # random seeds a random arm needs
+    enabled: bool = True  # False: the report leaves the claims out
+
+    def __post_init__(self):
+        if self.bootstrap < 100:
+            raise ValueError(f"report.claims.bootstrap must be >= 100, got {self.bootstrap}")
+        if not 0.5 <= self.level < 1:
+            raise ValueError(f"report.claims.level must be in [0.5, 1), got {self.level}")
+        if self.min_effect < 0:
+            raise ValueError(f"report.claims.min_effect must be >= 0, got {self.min_effect}")
 
 
 @dataclass(frozen=True)
@@ -57,19 +85,17 @@ class Case:
     model: ModelInfo
     dataset: str
     verdict: str
-    text: str  # the numbers and the comparison, or why it is not testable
+    text: str  # the numbers and the comparisons, or why it is not testable
     numbers: dict[str, float | int | None] = field(default_factory=dict)
     pair: tuple[str, str] | None = None
+    effects: tuple[Effect, ...] = ()  # the verdict's comparisons
+    shown: tuple[Effect, ...] = ()  # shown beside them (claim d: R@5)
+    why: str = ""  # the verdict's reason in a few words
 
     @property
     def short(self) -> str:
-        """The case's numbers in a few words (for the claims table), '' if not testable."""
-        n = self.numbers
-        if "high" in n:
-            return f"high {_f(n['high'])} / random {_f(n['random'])} / low {_f(n['low'])}"
-        if "target" in n and self.pair:
-            return f"{self.pair[0]} {_f(n['target'])} / {self.pair[1]} {_f(n['unrelated'])}"
-        return ""
+        """The comparisons in a few words (for the claims table), '' if not testable."""
+        return "; ".join(f"{e.arm} {e.text()}" for e in self.effects)
 
 
 @dataclass(frozen=True)
@@ -84,16 +110,21 @@ class Claim:
     rule: str  # the verdict rule in words
     cases: list[Case]
     verdict: str
-    summary: str  # "holds on 3/4 testable ..." or why it is not testable
+    summary: str  # the tally, and why cases are not testable
+    metric: str = "top-1 accuracy"
+
+    @property
+    def tally(self) -> dict[str, int]:
+        return fx.tally([c.verdict for c in self.cases])
 
 
-# ------------------------------------------------------------------------------- verdicts
+# ------------------------------------------------------------------------------- one case
 def _f(x: float) -> str:
     return f"{x:.2f}"
 
 
 def _ccs_range(frame: pl.DataFrame | None) -> str:
-    """' (majority CCS here: 2-3 over 24 heads)' from a ccs.parquet frame, '' without one."""
+    """' (CCS of the analysed heads here: 2-3 over 24 heads)' from a ccs.parquet frame."""
     if frame is None:
         return ""
     rows, judge = majority_rows(frame)
@@ -105,185 +136,293 @@ def _ccs_range(frame: pl.DataFrame | None) -> str:
     return f" (CCS of the analysed heads here: {span}, over {heads(rows.height)})"
 
 
-def compare_high(
+@dataclass(frozen=True)
+class Arm:
+    """One arm of a comparison: its label in the text, its strategy, and why it may be empty."""
+
+    label: str
+    strategy: str
+    empty_reason: str
+    seeded: bool = False  # a random arm: one set per seed
+
+
+# (verdict, text, numbers, the verdict's effects, effects shown beside them, why)
+Judged = tuple[str, str, dict[str, float | int | None], tuple[Effect, ...], tuple[Effect, ...], str]
+
+
+def _nan(x: float | None) -> bool:
+    return x is None or (isinstance(x, float) and math.isnan(x))
+
+
+def compare_arms(
     summaries: Mapping[str, StrategySummary] | None,
-    margin: float = 0.0,
-    ccs: pl.DataFrame | None = None,
-    metric: str = "accuracy",
-) -> tuple[str, str, dict[str, float | int | None]]:
-    """Claims a, c, d on one result file's summaries: (verdict, text, numbers)."""
+    outcomes: Outcomes | None,
+    pruned: Arm,
+    others: Sequence[Arm],
+    settings: ClaimSettings,
+    *,
+    what: str,
+    items: str,
+    hint: str = "",
+    shown: Outcomes | None = None,
+) -> Judged:
+    """(verdict, text, numbers, effects, shown effects, why) of `pruned` against `others`.
+
+    `summaries`: the result file's per-strategy summaries (None: file missing); `outcomes`: its
+    per-item 0/1 outcomes (None: items file missing); `what` names the results ("pruning"),
+    `items` the unit ("images"); `hint` is appended to empty-set reasons.
+    """
+
+    def untestable(reason: str):
+        return UNTESTABLE, reason, {}, (), (), reason
+
     if summaries is None:
-        return UNTESTABLE, f"no {'video' if metric != 'accuracy' else 'pruning'} results", {}
-    absent = [s for s in ("high", "low", "random") if s not in summaries]
+        return untestable(f"no {what} results")
+    arms = [pruned, *others]
+    absent = [a.strategy for a in arms if a.strategy not in summaries]
     if absent:
-        names = ", ".join(f"'{s}'" for s in absent)
-        return UNTESTABLE, f"no {names} rows in the results (prune.strategies)", {}
-    high, low, rnd = summaries["high"], summaries["low"], summaries["random"]
-    empty = []
-    if high.is_empty:
-        empty.append("the high set is empty (no head has CCS = 5)")
-    if low.is_empty:
-        empty.append("the low set is empty (no head has CCS ≤ 1)")
-    if not empty and rnd.is_empty:
-        empty.append("the random sets are empty")
+        return untestable(f"no {', '.join(repr(s) for s in absent)} rows in the {what} results")
+    empty = [a.empty_reason for a in arms if not a.seeded and summaries[a.strategy].is_empty]
+    if not empty:  # a random arm is sized to another set: its emptiness follows from that one's
+        empty = [a.empty_reason for a in arms if summaries[a.strategy].is_empty]
     if empty:
-        return UNTESTABLE, "; ".join(empty) + _ccs_range(ccs), {}
-    original = summaries.get("original")
-    numbers: dict[str, float | int | None] = {
-        "original": original.top1_mean if original else None,
-        "high": high.top1_mean,
-        "random": rnd.top1_mean,
-        "random_std": rnd.top1_std,
-        "n_seeds": rnd.n_runs,
-        "low": low.top1_mean,
-        "n_high": max(high.n_heads),
-        "n_low": max(low.n_heads),
-    }
-    vs_random = high.top1_mean < rnd.top1_mean - margin
-    vs_low = high.top1_mean < low.top1_mean - margin
-    verdict = HOLDS if vs_random and vs_low else FAILS
-    rnd_text = _f(rnd.top1_mean) + (f" ± {_f(rnd.top1_std)}" if rnd.top1_std is not None else "")
-    text = (
-        f"{metric} (%): high {_f(high.top1_mean)} ({heads(max(high.n_heads))}) "
-        f"{'<' if vs_random else '≮'} random {rnd_text} (mean of {rnd.n_runs} seeds) and "
-        f"{'<' if vs_low else '≮'} low {_f(low.top1_mean)} ({heads(max(low.n_heads))})"
-    )
-    if original is not None:
-        text += f"; original {_f(original.top1_mean)}"
-    return verdict, text, numbers
-
-
-def compare_concepts(
-    summaries: Mapping[str, StrategySummary] | None,
-    target: str,
-    unrelated: str,
-    margin: float = 0.0,
-) -> tuple[str, str, dict[str, float | int | None]]:
-    """Claim b on one dataset's summaries and one (target, unrelated) pair."""
-    if summaries is None:
-        return UNTESTABLE, "no pruning results", {}
-    t_name, u_name = f"concept:{target}:vs:{unrelated}", f"concept:{unrelated}:vs:{target}"
-    absent = [n for n in (t_name, u_name) if n not in summaries]
-    if absent:
-        names = ", ".join(f"'{n}'" for n in absent)
-        return UNTESTABLE, f"no {names} rows (is 'concept' in prune.strategies?)", {}
-    t, u = summaries[t_name], summaries[u_name]
-    if t.is_empty or u.is_empty:
-        return (
-            UNTESTABLE,
-            f"the concept sets are empty ({target}: {heads(max(t.n_heads))}, {unrelated}: "
-            f"{heads(max(u.n_heads))}; a pair is sized to its smaller group, so '{target}' or "
-            f"'{unrelated}' has no eligible head: see prune.concept_heads and the labels)",
-            {},
+        return untestable("; ".join(dict.fromkeys(empty)) + hint)
+    few = [a for a in arms if a.seeded and summaries[a.strategy].n_runs < settings.min_seeds]
+    if few:
+        counts = ", ".join(f"{a.label}: {summaries[a.strategy].n_runs}" for a in few)
+        return untestable(
+            f"fewer than {settings.min_seeds} random seeds ({counts}): an interval needs the "
+            "seed-to-seed spread (prune.random_seeds, video.random_seeds)"
         )
-    original = summaries.get("original")
-    holds = t.top1_mean < u.top1_mean - margin
+    nan = [a.label for a in arms if _nan(summaries[a.strategy].top1_mean)]
+    if nan:
+        return untestable(f"accuracy is NaN for {', '.join(nan)} (no {items} were evaluated)")
+    if outcomes is None:
+        return untestable(f"no per-item results for the {what} file (rerun its job)")
+    rows = {a.strategy: outcomes.arm(a.strategy) for a in arms}
+    lacking = [s for s, r in rows.items() if r is None]
+    if lacking:
+        return untestable(
+            f"the per-item results ({outcomes.path.name}) lack {', '.join(map(repr, lacking))}"
+        )
+    if outcomes.n_items == 0:
+        return untestable(f"no {items} in the per-item results")
+
+    def bootstrap(source: Outcomes) -> dict[str, Effect]:
+        return fx.bootstrap_effects(
+            source.arm(pruned.strategy)[0],
+            {a.label: source.arm(a.strategy) for a in others},
+            n_boot=settings.bootstrap,
+            level=settings.level,
+            seed=settings.seed,
+        )
+
+    found = bootstrap(outcomes)
+    effects = tuple(found.values())
+    verdict, why = fx.verdict(effects, settings.min_effect)
+    extra = tuple(bootstrap(shown).values()) if shown is not None else ()
     numbers: dict[str, float | int | None] = {
-        "original": original.top1_mean if original else None,
-        "target": t.top1_mean,
-        "unrelated": u.top1_mean,
-        "n_target": max(t.n_heads),
-        "n_unrelated": max(u.n_heads),
+        pruned.label: found[others[0].label].pruned_value,
+        f"n_{pruned.label}": max(summaries[pruned.strategy].n_heads),
+        "n_items": outcomes.n_items,
     }
-    text = (
-        f"accuracy (%): {target} heads pruned {_f(t.top1_mean)} ({heads(max(t.n_heads))}) "
-        f"{'<' if holds else '≮'} {unrelated} heads pruned {_f(u.top1_mean)} "
-        f"({heads(max(u.n_heads))})"
-    )
+    for a in others:
+        e = found[a.label]
+        numbers[a.label] = e.arm_value
+        numbers[f"n_{a.label}"] = max(summaries[a.strategy].n_heads)
+        numbers[f"d_{a.label}"] = e.estimate
+        numbers[f"d_{a.label}_lower"] = e.lower
+        numbers[f"d_{a.label}_upper"] = e.upper
+        if a.seeded:
+            numbers["n_seeds"] = e.n_seeds
+            numbers[f"{a.label}_std"] = summaries[a.strategy].top1_std
+        if e.mcnemar_p is not None:
+            numbers[f"mcnemar_p_{a.label}"] = e.mcnemar_p
+    original = summaries.get("original")
+    if original is not None:
+        numbers["original"] = original.top1_mean
+    text = _case_text(summaries, pruned, others, found, extra, original, items)
+    return verdict, text, numbers, effects, extra, why
+
+
+def _case_text(summaries, pruned, others, found, extra, original, items) -> str:
+    first = found[others[0].label]
+    parts = [
+        f"{pruned.label} {_f(first.pruned_value)} ({heads(max(summaries[pruned.strategy].n_heads))})"
+    ]
+    for a in others:
+        e, s = found[a.label], summaries[a.strategy]
+        spread = f" ± {_f(s.top1_std)} over {e.n_seeds} seeds" if a.seeded and s.top1_std else ""
+        parts.append(f"{a.label} {_f(e.arm_value)}{spread} ({heads(max(s.n_heads))})")
+    text = "; ".join(parts)
     if original is not None:
         text += f"; original {_f(original.top1_mean)}"
-    return HOLDS if holds else FAILS, text, numbers
-
-
-def overall(cases: Sequence[Case], quorum: float, unit: str, none_reason: str) -> tuple[str, str]:
-    """A claim's verdict over its cases, and a one-line summary with the counts."""
-    if not cases:
-        return UNTESTABLE, none_reason
-    testable = [c for c in cases if c.verdict != UNTESTABLE]
-    untestable = [c for c in cases if c.verdict == UNTESTABLE]
-    reasons = "; ".join(dict.fromkeys(c.text for c in untestable))
-    if not testable:
-        return UNTESTABLE, f"not testable on any of {len(cases)} {unit}: {reasons}"
-    n_hold = sum(c.verdict == HOLDS for c in testable)
-    verdict = HOLDS if n_hold >= quorum * len(testable) - 1e-9 else FAILS
-    summary = f"holds on {n_hold}/{len(testable)} testable {unit}"
-    if untestable:
-        summary += f"; {len(untestable)} not testable ({reasons})"
-    return verdict, summary
+    level = f"{first.level:.0%}"
+    diffs = []
+    for a in others:
+        e = found[a.label]
+        diff = f"{a.label} − {pruned.label} = {e.text()} points"
+        if e.mcnemar_p is not None:
+            diff += f" (McNemar p = {e.mcnemar_p:.2g})"
+        diffs.append(diff)
+    text += f". Paired bootstrap over {first.n_items} {items}, {level} intervals: " + "; ".join(
+        diffs
+    )
+    if extra:
+        text += ". R@5: " + "; ".join(f"{e.arm} − {pruned.label} = {e.text()}" for e in extra)
+    return text + "."
 
 
 # ------------------------------------------------------------------------------- claims
-def _high_cases(
-    run: RunData, datasets: Sequence[str], margin: float, *, video: bool = False
-) -> list[Case]:
-    cases = []
-    for m in run.models:
-        for d in datasets:
-            summaries = run.video.get((m.key, d)) if video else run.prune.get((m.key, d))
-            metric = "retrieval score" if video else "accuracy"
-            verdict, text, numbers = compare_high(summaries, margin, run.ccs.get(m.key), metric)
-            cases.append(Case(m, d, verdict, text, numbers))
-    return cases
+HIGH = Arm("high", "high", "the high set is empty (no head has CCS = 5)")
+RANDOM = Arm("random", "random", "the random sets are empty", seeded=True)
+LOW = Arm("low", "low", "the low set is empty (no head has CCS ≤ 1)")
+
+
+def _high_case(run, model, dataset, settings, video, outcomes_of) -> Case:
+    if video:
+        summaries = run.video.get((model.key, dataset))
+        outcomes, shown = outcomes_of("video", model.key, dataset)
+    else:
+        summaries = run.prune.get((model.key, dataset))
+        outcomes, shown = outcomes_of("prune", model.key, dataset)
+    result = compare_arms(
+        summaries,
+        outcomes,
+        HIGH,
+        [RANDOM, LOW],
+        settings,
+        what="video retrieval" if video else "pruning",
+        items="queries" if video else "images",
+        hint=_ccs_range(run.ccs.get(model.key)),
+        shown=shown,
+    )
+    verdict, text, numbers, effects, extra, why = result
+    return Case(model, dataset, verdict, text, numbers, None, effects, extra, why)
+
+
+def _concept_case(run, model, dataset, pair, settings, outcomes_of) -> Case:
+    target, unrelated = pair
+    group_hint = (
+        f" (a pair is sized to its smaller group, so '{target}' or '{unrelated}' has no "
+        "eligible head: see prune.concept_heads and the labels)"
+    )
+    outcomes, _ = outcomes_of("prune", model.key, dataset)
+    verdict, text, numbers, effects, extra, why = compare_arms(
+        run.prune.get((model.key, dataset)),
+        outcomes,
+        Arm(target, f"concept:{target}:vs:{unrelated}", "the concept sets are empty"),
+        [
+            Arm(unrelated, f"concept:{unrelated}:vs:{target}", "the concept sets are empty"),
+            Arm(
+                "random",
+                f"concept-random:{target}:vs:{unrelated}",
+                "the concept sets are empty",
+                seeded=True,
+            ),
+        ],
+        settings,
+        what="pruning",
+        items="images",
+        hint=group_hint,
+    )
+    return Case(model, dataset, verdict, text, numbers, (target, unrelated), effects, extra, why)
+
+
+def _summary(cases: Sequence[Case], unit: str, none_reason: str) -> tuple[str, str]:
+    if not cases:
+        return UNTESTABLE, none_reason
+    counts = fx.tally([c.verdict for c in cases])
+    words = ", ".join(f"{n} {v}" for v, n in counts.items())
+    summary = f"{len(cases)} {unit}: {words}"
+    reasons = list(dict.fromkeys(c.text for c in cases if c.verdict == UNTESTABLE))
+    if reasons:
+        summary += f" (not testable: {'; '.join(reasons)})"
+    return fx.overall([c.verdict for c in cases]), summary
+
+
+def outcome_reader(run: RunData) -> Callable[[str, str, str], tuple[Outcomes | None, ...]]:
+    """`read(kind, model, dataset)` -> (verdict outcomes, shown outcomes), each file read once:
+    pruning items (top-1) or video items (text-to-video R@1, and R@5 shown)."""
+    cache: dict[tuple[str, str, str], tuple[Outcomes | None, Outcomes | None]] = {}
+
+    def read(kind: str, model: str, dataset: str):
+        key = (kind, model, dataset)
+        if key not in cache:
+            if kind == "prune":
+                cache[key] = (read_prune_outcomes(run.layout.prune_items(model, dataset)), None)
+            else:
+                path = run.layout.video_items(model, dataset)
+                cache[key] = (read_video_outcomes(path, 1), read_video_outcomes(path, 5))
+        return cache[key]
+
+    return read
+
+
+def _rule(settings: ClaimSettings, arms: str, metric: str, items: str, unit: str) -> str:
+    return (
+        f"Per {unit}: a paired bootstrap over the {items} ({settings.bootstrap} resamples, "
+        f"random seeds resampled too) gives a {settings.level:.0%} interval for {arms}, in "
+        f"points of {metric}. Holds when every interval lies above 0 and every difference is "
+        f"at least {settings.min_effect:g} points; contradicted when an interval lies below "
+        "0; inconclusive otherwise (saturated: both arms at 100% or 0%); not testable when a "
+        f"set is empty, fewer than {settings.min_seeds} random seeds ran, an accuracy is NaN or "
+        "a result file is missing. Overall (the paper's 'consistently'): holds when every "
+        "testable case holds; contradicted when any case is; the tally counts every case."
+    )
 
 
 def evaluate_claims(
     run: RunData,
     ood_datasets: Sequence[str] = (),
     concept_pairs: Mapping[str, Sequence[Sequence[str]]] | None = None,
-    margin: float = 0.0,
-    quorum: float = 1.0,
+    settings: ClaimSettings | None = None,
 ) -> list[Claim]:
     """The four claims (a-d) on `run`; see the module docstring for each verdict rule."""
-    if margin < 0:
-        raise ValueError(f"claim margin must be >= 0 percentage points, got {margin}")
-    if not 0 < quorum <= 1:
-        raise ValueError(f"claim quorum must be in (0, 1], got {quorum}")
+    settings = settings or ClaimSettings()
+    outcomes_of = outcome_reader(run)
     ood = [d for d in run.datasets if d in set(ood_datasets)]
     in_domain = [d for d in run.datasets if d not in set(ood)]
-    beyond = f" by more than {margin:g} points" if margin else ""
-    how = "every" if quorum >= 1 else f"at least {quorum:.0%} of the"
-    quorum_text = f"Overall: holds when it holds on {how} testable case."
-    high_rule = (
-        f"Holds on a model × dataset when top-1 accuracy with the high-CCS heads pruned is "
-        f"below both the mean over random seeds and the low-CCS value{beyond}; not testable "
-        f"when the high or low set is empty or a result is missing. {quorum_text}"
-    )
+    high_arms = "random − high (mean over seeds) and low − high"
     claims = []
 
-    cases = _high_cases(run, in_domain, margin)
-    verdict, summary = overall(
-        cases,
-        quorum,
-        "model × dataset cases",
-        "no in-domain dataset in this run" + (" (every dataset is OOD: see c)" if ood else ""),
-    )
+    def high_claim(key, letter, title, statement, source, datasets, unit, none, video=False):
+        cases = [
+            _high_case(run, m, d, settings, video, outcomes_of)
+            for m in run.models
+            for d in datasets
+        ]
+        verdict, summary = _summary(cases, f"{unit} cases", none)
+        metric = "text-to-video R@1" if video else "top-1 accuracy"
+        items = "queries (captions)" if video else "images"
+        rule = _rule(settings, high_arms, metric, items, unit)
+        if not video and letter == "a":
+            rule += " Datasets flagged OOD are left to (c)."
+        return Claim(key, letter, title, statement, source, rule, cases, verdict, summary, metric)
+
     claims.append(
-        Claim(
+        high_claim(
             "high_vs_random_low",
             "a",
             "High vs random vs low CCS",
             "Pruning the high-CCS heads (CCS = 5) lowers zero-shot accuracy more than pruning "
             "as many random heads and more than pruning the low-CCS heads (CCS ≤ 1).",
             "sections 5.2-5.3, Tables 4-5, Figure 2",
-            high_rule + " Datasets flagged OOD are left to (c).",
-            cases,
-            verdict,
-            summary,
+            in_domain,
+            "model × dataset",
+            "no in-domain dataset in this run" + (" (every dataset is OOD: see c)" if ood else ""),
         )
     )
 
     pairs = concept_pairs or {}
-    cases = []
-    for d in run.datasets:
-        for target, unrelated in pairs.get(d, []):
-            for m in run.models:
-                verdict, text, numbers = compare_concepts(
-                    run.prune.get((m.key, d)), target, unrelated, margin
-                )
-                cases.append(Case(m, d, verdict, text, numbers, (target, unrelated)))
-    verdict, summary = overall(
+    cases = [
+        _concept_case(run, m, d, (target, unrelated), settings, outcomes_of)
+        for d in run.datasets
+        for target, unrelated in pairs.get(d, [])
+        for m in run.models
+    ]
+    verdict, summary = _summary(
         cases,
-        quorum,
         "model × dataset × concept-pair cases",
         "no dataset of this run has concept pairs (prune.concept_pairs)",
     )
@@ -295,124 +434,48 @@ def evaluate_claims(
             "Pruning the heads of a dataset's target concept (e.g. locations for Country-211) "
             "lowers its accuracy more than pruning as many heads of an unrelated concept.",
             "section 5.5, Figures 3-4",
-            "Holds on a model × dataset × (target, unrelated) pair from prune.concept_pairs when "
-            f"top-1 accuracy with the target's heads pruned is below that with the unrelated "
-            f"concept's heads pruned{beyond} (both sets have the same size); not testable when "
-            f"the sets are empty or missing. {quorum_text}",
-            cases,
-            verdict,
-            summary,
-        )
-    )
-
-    cases = _high_cases(run, ood, margin)
-    verdict, summary = overall(
-        cases,
-        quorum,
-        "model × OOD dataset cases",
-        "no dataset of this run is flagged ood: true (config datasets.<name>.ood)",
-    )
-    claims.append(
-        Claim(
-            "ood",
-            "c",
-            "Out-of-domain datasets",
-            "On out-of-domain datasets, pruning the high-CCS heads lowers accuracy more than "
-            "pruning random heads and more than pruning the low-CCS heads.",
-            "section 5.4, Table 6",
-            high_rule.replace("a model × dataset", "a model × OOD dataset (ood: true)"),
-            cases,
-            verdict,
-            summary,
-        )
-    )
-
-    video_sets = sorted({d for _, d in run.video})
-    cases = _high_cases(run, video_sets, margin, video=True)
-    verdict, summary = overall(
-        cases,
-        quorum,
-        "model × video dataset cases",
-        "no video stage: the report was given no video retrieval results "
-        f"({run.layout.video('<model>', '<dataset>')})",
-    )
-    claims.append(
-        Claim(
-            "video",
-            "d",
-            "Video retrieval",
-            "In zero-shot video retrieval, pruning the high-CCS heads lowers retrieval "
-            "performance more than pruning low-CCS or random heads.",
-            "section 5.6, Figure 5",
-            high_rule.replace("top-1 accuracy", "the retrieval score (top1 column)").replace(
-                "a model × dataset", "a model × video dataset"
+            _rule(
+                settings,
+                "unrelated − target and random − target (as many random heads, drawn outside "
+                "the target's group, mean over seeds)",
+                "top-1 accuracy",
+                "images",
+                "model × dataset × (target, unrelated) pair from prune.concept_pairs",
             ),
             cases,
             verdict,
             summary,
         )
     )
-    return claims
 
-
-# ------------------------------------------------------------------------------- HTML
-def verdict_badge(claim: str, verdict: str, **data: object) -> str:
-    attrs = "".join(f' data-{k.replace("_", "-")}="{escape(str(v))}"' for k, v in data.items())
-    return (
-        f'<span class="verdict {VERDICT_CLASS[verdict]}" data-claim="{escape(claim)}" '
-        f'data-verdict="{escape(verdict)}"{attrs}>{escape(verdict)}</span>'
+    claims.append(
+        high_claim(
+            "ood",
+            "c",
+            "Out-of-domain datasets",
+            "On out-of-domain datasets, pruning the high-CCS heads lowers accuracy more than "
+            "pruning random heads and more than pruning the low-CCS heads.",
+            "section 5.4, Table 6",
+            ood,
+            "model × OOD dataset",
+            "no dataset of this run is flagged ood: true (config datasets.<name>.ood)",
+        )
     )
 
-
-def _case_rows(claim: Claim) -> list[list[str]]:
-    rows = []
-    for c in claim.cases:
-        where = escape(dataset_name(c.dataset))
-        if c.pair:
-            where += f"<br><small>{escape(c.pair[0])} vs {escape(c.pair[1])}</small>"
-        data = {"model": c.model.key, "dataset": c.dataset}
-        if c.pair:
-            data["pair"] = f"{c.pair[0]}:vs:{c.pair[1]}"
-        rows.append(
-            [
-                f"<b>{escape(c.model.display)}</b>",
-                where,
-                escape(c.text),
-                verdict_badge(claim.letter, c.verdict, **data),
-            ]
+    video_sets = sorted({d for _, d in run.video})
+    claims.append(
+        high_claim(
+            "video",
+            "d",
+            "Video retrieval",
+            "In zero-shot video retrieval, pruning the high-CCS heads lowers retrieval "
+            "performance more than pruning low-CCS or random heads.",
+            "section 5.6, Figure 5",
+            video_sets,
+            "model × video dataset",
+            "no video stage: the report was given no video retrieval results "
+            f"({run.layout.video('<model>', '<dataset>')})",
+            video=True,
         )
-    return rows
-
-
-def claims_section_body(claims: Sequence[Claim]) -> str:
-    """The claims table (one row per claim, its overall verdict) and each claim's cases."""
-    rows = []
-    for c in claims:
-        tested = [x for x in c.cases if x.verdict != UNTESTABLE]
-        lines = [
-            f"{x.model.display}, {dataset_name(x.dataset)}: {x.short} ({x.verdict})"
-            for x in tested[:OPEN_CASES]
-        ]
-        if len(tested) > OPEN_CASES:
-            lines.append(f"… {len(tested) - OPEN_CASES} more below")
-        numbers = "".join(f"<br><small>{escape(line)}</small>" for line in lines)
-        rows.append(
-            [
-                f"<b>({c.letter}) {escape(c.title)}</b><br><small>{escape(c.source)}</small>",
-                escape(c.statement),
-                escape(c.summary) + numbers,
-                verdict_badge(c.letter, c.verdict, overall="true"),
-            ]
-        )
-    out = table(["Claim", "The paper says", "This run", "Verdict"], rows, "claims")
-    for c in claims:
-        is_open = " open" if 0 < len(c.cases) <= OPEN_CASES else ""
-        out += (
-            f'<details id="claim-{c.letter}"{is_open}><summary>({c.letter}) {escape(c.title)}: '
-            f"{len(c.cases)} cases</summary>"
-            f'<p class="note">Verdict rule: {escape(c.rule)}</p>'
-        )
-        if c.cases:
-            out += table(["Model", "Dataset", "This run's numbers", "Verdict"], _case_rows(c))
-        out += "</details>"
-    return out
+    )
+    return claims

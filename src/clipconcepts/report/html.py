@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import os
 from collections.abc import Mapping, Sequence
 from html import escape
 from importlib import resources
@@ -21,7 +22,9 @@ from matplotlib.figure import Figure
 from clipconcepts.io import atomic_path
 from clipconcepts.report import claims as claims_mod
 from clipconcepts.report import (
+    claims_html,
     figures,
+    head_browser,
     mutual_faithfulness,
     mutual_figures,
     mutual_tables,
@@ -31,6 +34,8 @@ from clipconcepts.report import (
 )
 from clipconcepts.report.assets import dataset_name, report_assets
 from clipconcepts.report.attribution_inputs import gather_attribution
+from clipconcepts.report.head_inputs import gather_heads
+from clipconcepts.report.head_links import keep_links
 from clipconcepts.report.inputs import ModelInfo, RunData, gather_run
 from clipconcepts.report.mutual_inputs import MutualRun, gather_mutual
 from clipconcepts.report.paper import PaperValues, load_paper_values
@@ -97,7 +102,11 @@ Paper: {escape(values.title)}.</p>
 <h3>What each section shows</h3>
 <ul>
 <li><a href="#claims">Claims</a> (top of the page): each claim of the CCS paper in one sentence,
-this run's numbers and a verdict computed from the result files.</li>
+this run's differences with paired-bootstrap intervals, a forest plot per claim, and a verdict
+per case (holds, contradicted, inconclusive, not testable) computed from the result files.</li>
+<li><a href="#heads">Head browser</a>: every analysed head in one sortable, filterable index;
+a head's link (here and in every table that names a head) opens its card: texts, verdicts,
+effects, pruning and the images it writes most and least for.</li>
 <li><a href="#ccs-at-k">CCS@K</a>: for each model, the fraction of analysed heads (last layers)
 whose concept consistency score is K, i.e. K of the head's 5 TEXTSPAN texts fit the label an LLM
 gave it (paper Table 3). TEXTSPAN runs, as in the reference code, on each image's head
@@ -157,6 +166,11 @@ def _provenance(
         (
             "Pruning and concept-specific pruning",
             [lay.prune(k, d) for d in run.datasets for k in keys],
+        ),
+        (
+            "Claims (per-image outcomes)",
+            [lay.prune_items(k, d) for d in run.datasets for k in keys]
+            + [lay.video_items(k, d) for k, d in run.video],
         ),
         ("Agreement", [lay.agreement()]),
         (
@@ -300,8 +314,7 @@ def build_report(
     ood_datasets: Sequence[str] = (),
     concept_pairs: Mapping[str, Sequence[Sequence[str]]] | None = None,
     video: Sequence[str | Path] = (),
-    claim_margin: float = 0.0,
-    claim_quorum: float = 1.0,
+    claims: claims_mod.ClaimSettings | None = None,
     mutual_sets: Sequence[str] = (),
     attribution_sets: Sequence[str] = (),
     video_sets: Sequence[str] = (),
@@ -311,8 +324,8 @@ def build_report(
     `models`: key (folder name under `run_dir`) -> {"arch", "pretrained", "display"}.
     The claims section (`claims.evaluate_claims`) uses `ood_datasets` (datasets flagged
     `ood: true`), `concept_pairs` (dataset -> [[target, unrelated], ...]), `video` (video result
-    files, `{run_dir}/{model}/video/{dataset}.parquet`), `claim_margin` (percentage points) and
-    `claim_quorum` (fraction of testable cases that must hold). `mutual_sets`: the sets the
+    files, `{run_dir}/{model}/video/{dataset}.parquet`, each with its `.items.parquet` beside it)
+    and `claims` (bootstrap resamples, confidence level, minimum effect, seed). `mutual_sets`: the sets the
     mutual-knowledge stage ran on (`{run_dir}/{model}/mutual/{set}/`; none: a line says so).
     `attribution_sets`, `video_sets`: the datasets the head-attribution stage and the video sets
     the video-retrieval stage ran on (`{model}/attribution/{dataset}/`,
@@ -325,18 +338,45 @@ def build_report(
     video_run = gather_video(run.layout, run.models, list(video_sets))
     assets = Path(assets_dir)
     assets.mkdir(parents=True, exist_ok=True)
+    # the head browser: its cards are the targets of every head link (others are unlinked)
+    heads = gather_heads(
+        run, {key: r.heads for key, r in attribution.results.items()}, attribution.datasets
+    )
+    page_from_assets = Path(os.path.relpath(Path(out_html).resolve(), assets.resolve())).as_posix()
 
     def standalone(name: str, heading: str, fragment: str, legend: str = tables.LEGEND) -> None:
+        fragment = keep_links(fragment, heads.anchors, page_from_assets)
         _write(
             assets / name,
             page(f"{title}: {heading}", f"<h1>{escape(heading)}</h1>{legend}{fragment}"),
         )
 
     # claims (shown first)
-    claims = claims_mod.evaluate_claims(
-        run, ood_datasets, concept_pairs, margin=claim_margin, quorum=claim_quorum
+    settings = claims or claims_mod.ClaimSettings()
+    claims_found = (
+        claims_mod.evaluate_claims(run, ood_datasets, concept_pairs, settings)
+        if settings.enabled
+        else []
     )
-    claims_body = claims_mod.claims_section_body(claims)
+    claims_body = claims_html.claims_section_body(claims_found, settings)
+    if not settings.enabled:
+        claims_body = (
+            f"<p>{tables.missing('the claims section is off (report.claims.enabled)')}</p>"
+        )
+        for name in claims_html.FOREST_ASSETS.values():
+            _figure(None, assets / name, "", "", "the claims section is off")
+    forests = "".join(
+        _figure(
+            claims_html.forest_figure(c, settings),
+            assets / claims_html.FOREST_ASSETS[c.letter],
+            f"forest plot of claim ({c.letter})",
+            f"({c.letter}) {c.title}: each testable case's differences (points) with their "
+            f"{settings.level:.0%} intervals; solid line 0, dashed line the minimum effect "
+            f"({settings.min_effect:g} points).",
+            f"({c.letter}) {c.title}: no testable case to plot",
+        )
+        for c in claims_found
+    )
     standalone("claims.html", "The CCS paper's claims on this run", claims_body)
     ood_text = ", ".join(dataset_name(d) for d in run.datasets if d in set(ood_datasets))
     claims_section = _section(
@@ -346,7 +386,8 @@ def build_report(
         "(open a claim for its cases). OOD datasets: "
         + (escape(ood_text) if ood_text else tables.missing("none flagged"))
         + ".</p>"
-        + claims_body,
+        + claims_body
+        + forests,
     )
 
     # CCS@K
@@ -467,6 +508,7 @@ def build_report(
         f"<h1>{escape(title)}</h1>"
         + claims_section
         + _overview(run, title, values)
+        + head_browser.section(heads)
         + ccs_section
         + examples_section
         + pruning_section
@@ -477,8 +519,9 @@ def build_report(
         + mutual_section
         + attribution_section
         + video_section
-        + _provenance(run, values, mutual, extra)
+        + _provenance(run, values, mutual, [*extra, ("Head browser", heads.sources)])
     )
+    body = keep_links(body, heads.anchors)
     out = Path(out_html)
     _write(out, page(title, body))
     log.info(

@@ -12,11 +12,13 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 
 from clipconcepts.attribution import schemas as attribution_schemas
 from clipconcepts.mutual import schemas as mutual_schemas
-from clipconcepts.schemas import PRUNE_RESULTS, VIDEO_RETRIEVAL
+from clipconcepts.report.head_images import HEAD_IMAGES
+from clipconcepts.schemas import PRUNE_ITEMS, PRUNE_RESULTS, VIDEO_ITEMS, VIDEO_RETRIEVAL
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +48,8 @@ COLUMNS: dict[str, dict[str, pl.DataType]] = {
         "texts": pl.List(pl.String),
     },
     "prune": PRUNE_RESULTS,
+    "prune_items": _pick(PRUNE_ITEMS, "image_id", "strategy", "seed", "correct_top1"),
+    "video_items": _pick(VIDEO_ITEMS, "strategy", "seed", "direction", "query", "rank"),
     "agreement": {
         "model": pl.String,
         "n": pl.Int64,
@@ -128,6 +132,16 @@ COLUMNS.update(
     }
 )
 COLUMNS["video_retrieval"] = VIDEO_RETRIEVAL
+# the head browser (`report.head_inputs`): TEXTSPAN texts, CCS groups, the head-images step's file
+COLUMNS["textspans"] = {
+    "layer": pl.Int16,
+    "head": pl.Int16,
+    "rank": pl.Int8,
+    "text": pl.String,
+    "variance_fraction": pl.Float64,
+}
+COLUMNS["head_groups"] = {"group": pl.String, "layer": pl.Int16, "head": pl.Int16}
+COLUMNS["head_images"] = HEAD_IMAGES
 
 MAJORITY = "majority"
 BASE_STRATEGIES = ("original", "high", "low", "random")
@@ -151,6 +165,10 @@ class RunLayout:
 
     def prune(self, model: str, dataset: str) -> Path:
         return self.run_dir / model / "prune" / f"{dataset}.parquet"
+
+    def prune_items(self, model: str, dataset: str) -> Path:
+        """Every image's outcome per prune set (`schemas.PRUNE_ITEMS`)."""
+        return self.run_dir / model / "prune" / f"{dataset}.items.parquet"
 
     def agreement(self) -> Path:
         return self.run_dir / "agreement" / "agreement.parquet"
@@ -187,6 +205,15 @@ class RunLayout:
         """The attribution stage's `kind` table (heads, correlations, deletion, reliance,
         truth) of a model and dataset."""
         return self.run_dir / model / "attribution" / dataset / f"{kind}.parquet"
+
+    def video_items(self, model: str, video_set: str) -> Path:
+        """Every query's rank per prune set and direction (`schemas.VIDEO_ITEMS`)."""
+        return self.run_dir / model / "video" / f"{video_set}.items.parquet"
+
+    def head_file(self, model: str, kind: str) -> Path:
+        """A model's file read by the head browser: kind = textspans | head_groups |
+        head_images (the `head_images` rule's thumbnails)."""
+        return self.run_dir / model / f"{kind}.parquet"
 
     def video_retrieval(self, model: str, video_set: str) -> Path:
         """Every retrieval metric per prune set and direction (`schemas.VIDEO_RETRIEVAL`)."""
@@ -280,6 +307,62 @@ def summarise_prune(frame: pl.DataFrame) -> dict[str, StrategySummary]:
             n_images=tuple(row["n_images"]),
         )
     return out
+
+
+@dataclass(frozen=True)
+class Outcomes:
+    """Per-item 0/1 outcomes of every prune set of one result file, aligned on the same items:
+    `rows[(strategy, seed)]` is a bool array [items] (top-1 correct, or a query's R@K hit)."""
+
+    path: Path
+    n_items: int
+    rows: dict[tuple[str, int], np.ndarray]
+
+    def arm(self, strategy: str) -> np.ndarray | None:
+        """[seeds, items] of `strategy` (seeds in increasing order), None if absent."""
+        seeds = sorted(seed for name, seed in self.rows if name == strategy)
+        if not seeds:
+            return None
+        return np.stack([self.rows[strategy, seed] for seed in seeds])
+
+
+def _aligned(frame: pl.DataFrame, key: str, value: pl.Expr, path: Path) -> Outcomes:
+    """Outcomes from a long frame [strategy, seed, key, ...] whose sets list their items in
+    the same order (one pass over the data evaluates every set): `ReportInputError` naming the
+    file and the set when a set's items differ from the first set's."""
+    frame = frame.select("strategy", "seed", key, value.alias("outcome"))
+    rows: dict[tuple[str, int], np.ndarray] = {}
+    reference: pl.Series | None = None
+    for (strategy, seed), part in frame.partition_by(
+        "strategy", "seed", as_dict=True, maintain_order=True
+    ).items():
+        ids = part[key]
+        if reference is None:
+            reference = ids
+        elif len(ids) != len(reference) or not ids.equals(reference):
+            raise ReportInputError(
+                f"{path}: set {strategy} (seed {seed}) lists other items than the first set "
+                f"({len(ids)} vs {len(reference)}): every set must be evaluated on the same items"
+            )
+        rows[str(strategy), int(seed)] = part["outcome"].to_numpy().astype(bool)
+    return Outcomes(path, 0 if reference is None else len(reference), rows)
+
+
+def read_prune_outcomes(path: Path) -> Outcomes | None:
+    """Top-1 correctness per image and prune set from a `.items.parquet`; None if absent."""
+    frame = read_input(path, "prune_items")
+    if frame is None:
+        return None
+    return _aligned(frame, "image_id", pl.col("correct_top1"), path)
+
+
+def read_video_outcomes(path: Path, k: int = 1, direction: str = "t2v") -> Outcomes | None:
+    """R@`k` hits (rank <= k) per `direction` query and prune set; None if absent."""
+    frame = read_input(path, "video_items")
+    if frame is None:
+        return None
+    frame = frame.filter(pl.col("direction") == direction)
+    return _aligned(frame, "query", pl.col("rank") <= k, path)
 
 
 def concept_group(strategy: str) -> tuple[str, str | None] | None:

@@ -22,11 +22,11 @@ from html import escape
 
 import polars as pl
 
-from clipconcepts.report.claims import FAILS, HOLDS, UNTESTABLE, verdict_badge
 from clipconcepts.report.mutual_inputs import MutualResult, MutualRun, method_order
 from clipconcepts.report.mutual_tables import WHO, method_name
 from clipconcepts.report.paper import PaperValues
 from clipconcepts.report.tables import Span, missing, model_cell, ours, paper, small, table
+from clipconcepts.report.verdicts import FAILS, HOLDS, UNTESTABLE, verdict_badge
 
 # metric -> (title, True when higher is better)
 METRICS = {

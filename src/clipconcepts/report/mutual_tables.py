@@ -23,10 +23,16 @@ from html import escape
 import polars as pl
 
 from clipconcepts.report.assets import dataset_name
-from clipconcepts.report.claims import FAILS, HOLDS, UNTESTABLE, overall, verdict_badge
 from clipconcepts.report.mutual_inputs import MutualResult, MutualRun, method_order
 from clipconcepts.report.paper import PaperValues
 from clipconcepts.report.tables import Span, missing, model_cell, ours, paper, small, table
+from clipconcepts.report.verdicts import (
+    FAILS,
+    HOLDS,
+    UNTESTABLE,
+    overall_of_checks,
+    verdict_badge,
+)
 
 WHO = "mutual-knowledge paper"
 METHOD_NAMES = {"pca": "PCA", "kmeans": "K-means"}
@@ -292,7 +298,7 @@ def truth_section_body(run: MutualRun, mutual_set: str) -> str:
         if r.truth is None:
             continue
         verdicts = truth_verdicts(r.truth)
-        verdict, summary = overall(
+        verdict, summary = overall_of_checks(
             verdicts, 1.0, "method × descriptor columns", "the truth file has no rows"
         )
         badge = verdict_badge("mutual-truth", verdict, model=r.model.key, overall="true")

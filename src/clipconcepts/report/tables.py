@@ -13,6 +13,7 @@ from html import escape
 
 import polars as pl
 
+from clipconcepts.report.head_links import head_link
 from clipconcepts.report.inputs import (
     BASE_STRATEGIES,
     ModelInfo,
@@ -150,16 +151,19 @@ def ccs_at_k_table(run: RunData, values: PaperValues) -> str:
 
 
 # ------------------------------------------------------------------------------- examples
-def _head_block(row: dict) -> str:
+def _head_block(row: dict, model: str | None = None) -> str:
     label = row["label"] if row["label"] is not None else "(no valid label)"
-    title = f"L{row['layer']}.H{row['head']} (“{label}”) · CCS {row['ccs']}"
+    title = escape(f"L{row['layer']}.H{row['head']} (“{label}”) · CCS {row['ccs']}")
+    if model is not None:  # the head's name links to its card in the head browser
+        name = f"L{row['layer']}.H{row['head']}"
+        title = head_link(model, row["layer"], row["head"]) + title[len(name) :]
     items = []
     for text, verdict in zip(row["texts"], row["verdicts"], strict=False):
         mark, cls = {True: ("✓", "yes"), False: ("✗", "no")}.get(verdict, ("?", "unknown"))
         items.append(
             f'<li class="{cls}">{escape(text or "")} <span class="mark">{mark}</span></li>'
         )
-    head = f'<div class="head" data-head="L{row["layer"]}.H{row["head"]}">{escape(title)}</div>'
+    head = f'<div class="head" data-head="L{row["layer"]}.H{row["head"]}">{title}</div>'
     return head + "<ol>" + "".join(items) + "</ol>"
 
 
@@ -179,7 +183,9 @@ def ccs_examples_table(m: ModelInfo, frame: pl.DataFrame | None, n_examples: int
         chosen = [r for r in scored.iter_rows(named=True) if rule(r["ccs"])]
         header.append(f"{column_title}: {heads(len(chosen))}")
         columns.append(chosen[:n_examples])
-    cells = [[_head_block(r) for r in c] or [missing("no heads in this bucket")] for c in columns]
+    cells = [
+        [_head_block(r, m.key) for r in c] or [missing("no heads in this bucket")] for c in columns
+    ]
     depth = max(len(c) for c in cells)
     rows: list[list[str | Span]] = [
         [c[i] if i < len(c) else "" for c in cells] for i in range(depth)
@@ -288,7 +294,20 @@ def concept_strategies(run: RunData, dataset: str) -> list[str]:
     return list(names)
 
 
+def concept_random_strategies(run: RunData, dataset: str) -> list[str]:
+    """The concept pairs' random strategies (`concept-random:T:vs:U`) present for `dataset`."""
+    names: dict[str, None] = {}
+    for m in run.models:
+        for s in run.prune.get((m.key, dataset)) or {}:
+            if s.startswith("concept-random:"):
+                names[s] = None
+    return list(names)
+
+
 def concept_title(strategy: str) -> str:
+    if strategy.startswith("concept-random:"):
+        target = strategy.removeprefix("concept-random:").split(":vs:")[0]
+        return f"random heads pruned (as many as {target}'s, mean ± std over seeds)"
     group, other = concept_group(strategy)  # type: ignore[misc]
     return f"{group} heads pruned" + (f" (vs {other})" if other else "")
 
@@ -299,7 +318,12 @@ def concept_table(run: RunData, dataset: str, values: PaperValues) -> str | None
     strategies = concept_strategies(run, dataset)
     if not strategies:
         return None
-    header = ["Model", "Original, top-1 %", *[f"{concept_title(s)}, top-1 %" for s in strategies]]
+    chance = concept_random_strategies(run, dataset)
+    header = [
+        "Model",
+        "Original, top-1 %",
+        *[f"{concept_title(s)}, top-1 %" for s in (*strategies, *chance)],
+    ]
     rows: list[list[str | Span]] = []
     notes: list[str] = []
     for m in run.models:
@@ -325,6 +349,8 @@ def concept_table(run: RunData, dataset: str, values: PaperValues) -> str | None
             group = concept_group(s)[0]  # type: ignore[index]
             value = published.pruned.get(group) if published else None
             cells.append(strategy_cell(m, dataset, summaries.get(s), "top1", value, src))
+        for s in chance:
+            cells.append(strategy_cell(m, dataset, summaries.get(s), "top1", None, src))
         rows.append(cells)
         if published:
             notes.append(f"{m.display}: paper values from {published.source}.")

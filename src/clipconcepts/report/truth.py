@@ -23,6 +23,7 @@ from pathlib import Path
 
 import polars as pl
 
+from clipconcepts.report.head_links import head_link
 from clipconcepts.report.inputs import ModelInfo, ReportInputError
 from clipconcepts.report.tables import missing, ours, table
 
@@ -192,7 +193,7 @@ def _heads_table(result: LabelTruth) -> str:
         label = missing("no valid label") if r["label"] is None else escape(f"“{r['label']}”")
         rows.append(
             [
-                f"L{r['layer']}.H{r['head']}",
+                head_link(result.model.key, r["layer"], r["head"]),
                 label,
                 escape(", ".join(r["named"]) or "—"),
                 escape(r["family"]),

@@ -60,7 +60,7 @@ LEGEND = (
 def strategy_name(strategy: str) -> str:
     if strategy in STRATEGY_TITLES:
         return STRATEGY_TITLES[strategy]
-    if concept_group(strategy) is not None:
+    if concept_group(strategy) is not None or strategy.startswith("concept-random:"):
         return concept_title(strategy)
     name = manual_name(strategy)
     return f"manual: {name}" if name is not None else strategy

@@ -46,6 +46,7 @@ def _eval_args(p):
     )
     p.add_argument("--out", required=True, help="prune-schema table (t2v R@1, R@5)")
     p.add_argument("--retrieval-out", required=True, help="full retrieval metrics table")
+    p.add_argument("--items-out", default=None, help="per-query ranks (VIDEO_ITEMS)")
 
 
 def _eval(args):
@@ -82,7 +83,7 @@ def _eval(args):
             len(results.skipped),
             len(dataset.missing),
         )
-    write_video_results(results, args.out, args.retrieval_out)
+    write_video_results(results, args.out, args.retrieval_out, args.items_out)
     log.info(
         "decode count: %d videos decoded once each for %d prune sets",
         results.n_decoded,

@@ -8,6 +8,9 @@ Two tables per model x dataset:
   (`t2v`, `v2t`) with R@1/5/10/50, median and mean rank, query and candidate counts, and the
   chance R@1/5/10 of a random ranking.
 
+A third table (`schemas.VIDEO_ITEMS`) keeps every query's rank per prune set and direction, so
+the report can judge a difference of recalls by a paired bootstrap over queries.
+
 Captions are embedded once (no template, L2-normalised; texts longer than the model's context
 are truncated by its tokenizer); pruning acts on the vision tower only, as the CCS authors'.
 Videos skipped (`on_bad_video: skip`) leave the candidate set with their captions.
@@ -25,10 +28,10 @@ import torch
 
 from clipconcepts.evaluate.strategies import PruneSet
 from clipconcepts.io import atomic_path
-from clipconcepts.schemas import PRUNE_RESULTS, VIDEO_RETRIEVAL
+from clipconcepts.schemas import PRUNE_RESULTS, VIDEO_ITEMS, VIDEO_RETRIEVAL
 from clipconcepts.video.datasets import VideoDataset
 from clipconcepts.video.encode import encode_videos
-from clipconcepts.video.metrics import retrieval_metrics
+from clipconcepts.video.metrics import retrieval_metrics_and_ranks
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +40,7 @@ log = logging.getLogger(__name__)
 class VideoResults:
     prune: pl.DataFrame  # PRUNE_RESULTS
     retrieval: pl.DataFrame  # VIDEO_RETRIEVAL
+    items: pl.DataFrame  # VIDEO_ITEMS
     n_decoded: int
     n_frames: int
     skipped: list[tuple[str, str]]  # (video id, reason)
@@ -84,10 +88,29 @@ def evaluate_video_retrieval(
     captions = [dataset.captions[t] for t in keep]
     owners = torch.tensor([position[int(dataset.caption_video[t])] for t in keep])
     texts = clip.encode_text(captions, normalize=True, batch_size=text_batch_size).float()
-    prune_rows, retrieval_rows = [], []
+    kept_ids = [dataset.video_ids[i] for i in videos.kept]
+    query_ids = {
+        "t2v": [kept_ids[int(v)] for v in owners],
+        "v2t": [kept_ids[int(v)] for v in torch.unique(owners)],  # videos with captions
+    }
+    prune_rows, retrieval_rows, item_parts = [], [], []
     for s, prune_set in enumerate(sets):
         sim = texts @ videos.embeddings[s].to(texts.device).T  # [T, V]
-        metrics = retrieval_metrics(sim, owners.to(sim.device), ties=ties)
+        metrics, ranks = retrieval_metrics_and_ranks(sim, owners.to(sim.device), ties=ties)
+        for direction, rank in ranks.items():
+            item_parts.append(
+                pl.DataFrame(
+                    {
+                        "strategy": prune_set.strategy,
+                        "seed": prune_set.seed,
+                        "direction": direction,
+                        "query": range(len(rank)),
+                        "query_id": query_ids[direction],
+                        "rank": rank,
+                    },
+                    schema=VIDEO_ITEMS,
+                )
+            )
         base = {
             "strategy": prune_set.strategy,
             "seed": prune_set.seed,
@@ -104,17 +127,27 @@ def evaluate_video_retrieval(
     return VideoResults(
         prune=pl.DataFrame(prune_rows, schema=PRUNE_RESULTS),
         retrieval=pl.DataFrame(retrieval_rows, schema=VIDEO_RETRIEVAL),
+        items=pl.concat(item_parts) if item_parts else pl.DataFrame(schema=VIDEO_ITEMS),
         n_decoded=videos.n_decoded,
         n_frames=videos.n_frames,
         skipped=skipped,
     )
 
 
-def write_video_results(results: VideoResults, prune_path: str | Path, retrieval_path: str | Path):
-    """Both tables, each written atomically."""
-    for frame, schema, path in (
+def write_video_results(
+    results: VideoResults,
+    prune_path: str | Path,
+    retrieval_path: str | Path,
+    items_path: str | Path | None = None,
+):
+    """The tables, each written atomically (the per-query ranks first, when asked for: the
+    prune table's existence marks a finished job)."""
+    tables = [
         (results.prune, PRUNE_RESULTS, prune_path),
         (results.retrieval, VIDEO_RETRIEVAL, retrieval_path),
-    ):
+    ]
+    if items_path is not None:
+        tables.insert(0, (results.items, VIDEO_ITEMS, items_path))
+    for frame, schema, path in tables:
         with atomic_path(path) as tmp:
             frame.select(list(schema)).cast(schema).write_parquet(tmp)

@@ -107,18 +107,27 @@ def retrieval_metrics(
 ) -> dict[str, dict[str, float | int]]:
     """Both directions: {'t2v': {...}, 'v2t': {...}} with R@K, ranks, query and candidate
     counts, and chance R@1/5/10."""
+    return retrieval_metrics_and_ranks(sim, caption_video, ties, ks)[0]
+
+
+def retrieval_metrics_and_ranks(
+    sim, caption_video, ties: str = "pessimistic", ks: Sequence[int] = KS
+) -> tuple[dict[str, dict[str, float | int]], dict[str, np.ndarray]]:
+    """`retrieval_metrics` and the per-query ranks it summarises: {'t2v': [captions],
+    'v2t': [videos with captions, in video order]}."""
     sim, owners = _check(sim, caption_video)
     n_captions, n_videos = sim.shape
     per_video = np.bincount(owners.cpu().numpy(), minlength=n_videos)
-    out = {}
-    for direction, ranks, n_cand, n_right in (
+    out, ranks = {}, {}
+    for direction, rank, n_cand, n_right in (
         ("t2v", t2v_ranks(sim, owners, ties), n_videos, np.ones(n_captions, dtype=np.int64)),
         ("v2t", v2t_ranks(sim, owners, ties), n_captions, per_video[per_video > 0]),
     ):
-        row: dict[str, float | int] = summarise_ranks(ranks, ks)
-        row["n_queries"] = int(len(ranks))
+        row: dict[str, float | int] = summarise_ranks(rank, ks)
+        row["n_queries"] = int(len(rank))
         row["n_candidates"] = int(n_cand)
         for k in (1, 5, 10):
             row[f"chance_r{k}"] = chance_recall(n_cand, n_right, k)
         out[direction] = row
-    return out
+        ranks[direction] = rank
+    return out, ranks
