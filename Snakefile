@@ -9,6 +9,14 @@ if not config:
 
 
 include: "rules/common.smk"
+# each stage's helpers (input functions, sets, settings), in pipeline order
+include: "rules/helpers/extract.smk"
+include: "rules/helpers/textspan.smk"
+include: "rules/helpers/prune.smk"
+include: "rules/helpers/mutual.smk"
+include: "rules/helpers/attribution.smk"
+include: "rules/helpers/video.smk"
+include: "rules/helpers/report.smk"
 
 
 wildcard_constraints:

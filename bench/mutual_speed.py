@@ -26,17 +26,17 @@ import torch
 
 from clipconcepts.models import load_clip
 from clipconcepts.mutual.concepts import assign_concepts
-from clipconcepts.mutual.explain import (
+from clipconcepts.mutual.foreground import foreground_masks
+from clipconcepts.mutual.information import removal_curve
+from clipconcepts.mutual.optimal_transport import select_descriptors
+from clipconcepts.mutual.per_class import (
     MutualSettings,
     TextSide,
     encode_class,
     encode_prompts,
     explain_class,
 )
-from clipconcepts.mutual.foreground import foreground_masks
-from clipconcepts.mutual.information import removal_curve
 from clipconcepts.mutual.towers import wrap_tower
-from clipconcepts.mutual.transport import select_descriptors
 from clipconcepts.mutual.visual_prompts import concept_ellipses, draw_prompts
 
 DEMO = Path("results/demo/conceptworld/model")

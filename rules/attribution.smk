@@ -269,7 +269,11 @@ rule attribution_truth:
             for d in attribution_truth_sets()
         ],
         truth=rules.head_truth.output[0],
-        code=code("attribution/cli.py", "attribution/truth.py", "attribution/tables.py"),
+        code=code(
+            "attribution/cli.py",
+            "attribution/truth_precision.py",
+            "attribution/tables.py",
+        ),
     output:
         [
             f"{RESULTS}/{{model}}/attribution/{d}/truth.parquet"

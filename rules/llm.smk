@@ -7,7 +7,7 @@ rule label:
         code=code(
             "labelling.py",
             "llm/backends.py",
-            "llm/transport.py",
+            "llm/http.py",
             "llm/errors.py",
             "llm/cache.py",
         ),
@@ -44,7 +44,7 @@ rule judge:
         code=code(
             "judging.py",
             "llm/backends.py",
-            "llm/transport.py",
+            "llm/http.py",
             "llm/errors.py",
             "llm/cache.py",
         ),

@@ -10,7 +10,7 @@ rule mutual_descriptors:
             "mutual/descriptors.py",
             "conceptworld/descriptors.py",
             "llm/backends.py",
-            "llm/transport.py",
+            "llm/http.py",
             "llm/cache.py",
         ),
     output:
@@ -55,11 +55,11 @@ rule mutual:
         code=code(
             "mutual/cli.py",
             "mutual/run.py",
-            "mutual/explain.py",
+            "mutual/per_class.py",
             "mutual/foreground.py",
             "mutual/concepts.py",
             "mutual/visual_prompts.py",
-            "mutual/transport.py",
+            "mutual/optimal_transport.py",
             "mutual/information.py",
             "mutual/schemas.py",
             "mutual/evaluation.py",
@@ -128,7 +128,7 @@ rule mutual_truth:
         images=rules.mutual.output.images,
         descriptors=rules.mutual_descriptors.output[0],
         data=mutual_set_files,
-        code=code("mutual/truth.py", "mutual/schemas.py"),
+        code=code("mutual/descriptor_truth.py", "mutual/schemas.py"),
     output:
         f"{RESULTS}/{{model}}/mutual/{{mutual_set}}/truth.parquet",
     log:

@@ -65,7 +65,9 @@ rule prune_eval:
         runtime=runtime(360),
         gpu=gpus(),
     params:
-        plan=lambda wildcards: " ".join(prune_plan(wildcards.dataset)),
+        plan=lambda wildcards: " ".join(
+            strategy_plan("prune", concept_pairs(wildcards.dataset))
+        ),
         arch=model_arch,
         pretrained=model_pretrained,
         device=config.get("device", "cuda"),

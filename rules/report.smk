@@ -50,7 +50,7 @@ rule report:
             "report/claims_html.py",
             "report/effects.py",
             "report/verdicts.py",
-            "report/truth.py",
+            "report/label_truth.py",
             "report/mutual_inputs.py",
             "report/mutual_tables.py",
             "report/mutual_figures.py",
@@ -62,7 +62,7 @@ rule report:
             "report/video_inputs.py",
             "report/video_tables.py",
             "report/video_figures.py",
-            "report/stage_sections.py",
+            "report/attribution_video_sections.py",
             "attribution/schemas.py",
             "schemas.py",
         )

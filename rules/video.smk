@@ -66,7 +66,9 @@ rule video_eval:
         runtime=runtime(240),
         gpu=gpus(),
     params:
-        plan=lambda wildcards: " ".join(video_plan(wildcards.video_set)),
+        plan=lambda wildcards: " ".join(
+            strategy_plan("video", video_concept_pairs(wildcards.video_set))
+        ),
         arch=model_arch,
         pretrained=model_pretrained,
         device=config.get("device", "cuda"),

@@ -23,6 +23,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from clipconcepts.data.zeroshot_common import imagenet_wnids
+
 DATA = Path(__file__).parent / "data"
 
 
@@ -64,9 +66,10 @@ german_shorthaired great_pyrenees havanese japanese_chin keeshond leonberger Mai
 miniature_pinscher newfoundland Persian pomeranian pug Ragdoll Russian_Blue saint_bernard samoyed
 scottish_terrier shiba_inu Siamese Sphynx staffordshire_bull_terrier wheaten_terrier
 yorkshire_terrier""")
-# The 1,000 ImageNet-1k WordNet ids, sorted (= the standard label order); from CLIP_benchmark's
-# `all_imagenet_wordnet_ids` (clip_benchmark/datasets/builder.py).
-IMAGENET_WNIDS = (DATA / "imagenet_wnids.txt").read_text().split()
+# The 1,000 ImageNet-1k WordNet ids, sorted (= the standard label order): the package's list
+# (from CLIP_benchmark's `all_imagenet_wordnet_ids`), checked against its digest in
+# tests/test_zeroshot_imagenet.py.
+IMAGENET_WNIDS = list(imagenet_wnids())
 
 
 # ---------------------------------------------------------------------------- label images

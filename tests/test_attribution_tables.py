@@ -24,7 +24,7 @@ from clipconcepts.attribution.tables import (
     fast_correlation,
     head_table,
 )
-from clipconcepts.attribution.truth import truth_table
+from clipconcepts.attribution.truth_precision import truth_table
 
 POOL = [(1, 0), (1, 1), (2, 0), (2, 1)]
 

@@ -16,7 +16,7 @@ from clipconcepts.report import ReportInputError, build_report, load_paper_value
 from clipconcepts.report.claims import ClaimSettings, evaluate_claims
 from clipconcepts.report.figures import ccs_at_k_figure
 from clipconcepts.report.inputs import COLUMNS, ModelInfo, gather_run
-from clipconcepts.report.truth import NONE, SEVERAL, families_named, label_truth
+from clipconcepts.report.label_truth import NONE, SEVERAL, families_named, label_truth
 from clipconcepts.report.verdicts import CONTRADICTED, HOLDS, INCONCLUSIVE, UNTESTABLE
 from clipconcepts.schemas import PRUNE_ITEMS, VIDEO_ITEMS
 from test_report import Node, parse

@@ -19,7 +19,7 @@ from clipconcepts.mutual.information import (
     mutual_information,
     removal_curve,
 )
-from clipconcepts.mutual.transport import select_descriptors, sinkhorn
+from clipconcepts.mutual.optimal_transport import select_descriptors, sinkhorn
 from clipconcepts.mutual.visual_prompts import (
     Ellipse,
     draw_prompts,
@@ -246,7 +246,7 @@ def test_fit_ellipse_on_a_region_and_tiny_region():
 
 
 def _text_side(clip, n_classes=3, n_desc=40):
-    from clipconcepts.mutual.explain import TextSide
+    from clipconcepts.mutual.per_class import TextSide
 
     gen = torch.Generator().manual_seed(0)
 
@@ -257,7 +257,7 @@ def _text_side(clip, n_classes=3, n_desc=40):
 
 
 def test_explain_class_rows_and_a_blank_image_is_counted(tiny_clip):
-    from clipconcepts.mutual.explain import MutualSettings, explain_class
+    from clipconcepts.mutual.per_class import MutualSettings, explain_class
 
     size = tiny_clip.visual.preprocess_cfg["size"][0]
     rng = np.random.default_rng(0)
@@ -277,17 +277,17 @@ def test_explain_class_rows_and_a_blank_image_is_counted(tiny_clip):
 
 
 def test_explain_class_counts_an_image_without_foreground(tiny_clip, monkeypatch):
-    from clipconcepts.mutual import explain
-    from clipconcepts.mutual.explain import MutualSettings, explain_class
+    from clipconcepts.mutual import per_class
+    from clipconcepts.mutual.per_class import MutualSettings, explain_class
 
-    real = explain.foreground_masks
+    real = per_class.foreground_masks
 
     def first_image_empty(*args, **kwargs):
         masks = real(*args, **kwargs)
         masks[0] = False
         return masks
 
-    monkeypatch.setattr(explain, "foreground_masks", first_image_empty)
+    monkeypatch.setattr(per_class, "foreground_masks", first_image_empty)
     size = tiny_clip.visual.preprocess_cfg["size"][0]
     images = np.random.default_rng(2).integers(0, 256, size=(3, size, size, 3), dtype=np.uint8)
     settings = MutualSettings(top_k=20, top_u=10, sinkhorn_iterations=50)
@@ -302,7 +302,7 @@ def test_run_writes_schema_and_resumes(tiny_clip, tmp_path):
     from PIL import Image
 
     from clipconcepts.data.zeroshot import build_zeroshot_dataset
-    from clipconcepts.mutual.explain import MutualSettings
+    from clipconcepts.mutual.per_class import MutualSettings
     from clipconcepts.mutual.run import run_mutual, squash_transform
     from clipconcepts.mutual.schemas import IMAGE_SCHEMA, SUMMARY_SCHEMA
 
@@ -364,7 +364,7 @@ TOWERS = {
 def test_towers_features_and_a_full_pass(config):
     from pathlib import Path
 
-    from clipconcepts.mutual.explain import MutualSettings, explain_class
+    from clipconcepts.mutual.per_class import MutualSettings, explain_class
     from clipconcepts.mutual.towers import load_tower
 
     torch.manual_seed(0)

@@ -33,6 +33,7 @@ from clipconcepts.llm import (
     prompt_fingerprint,
 )
 from clipconcepts.llm.prompts import DESCRIBE_EXAMPLE, DESCRIBE_TASK
+from clipconcepts.mutual import cli as mutual_cli
 from clipconcepts.mutual import descriptors as md
 from clipconcepts.mutual.descriptors import (
     Descriptor,
@@ -159,11 +160,11 @@ def test_offline_answer_is_class_agnostic():
 
 
 def test_cli_offline_conceptworld_backend_answers_attribute_phrases():
-    from clipconcepts.cli import _backend
+    from clipconcepts.llm.factory import backend_from_spec
 
-    backend = _backend({"backend": "offline", "lexicon": "conceptworld"})
+    backend = backend_from_spec({"backend": "offline", "lexicon": "conceptworld"})
     assert list(backend.descriptors) == [t for t, _, _ in conceptworld_descriptors()]
-    other = _backend({"backend": "offline", "lexicon": "default"})
+    other = backend_from_spec({"backend": "offline", "lexicon": "default"})
     assert list(other.descriptors) == sorted(other.matcher.lexicon)
 
 
@@ -329,7 +330,7 @@ def _conceptworld_set(root: Path, family: str, classnames: list[str]) -> Path:
 
 
 def _run_step(argv: list[str]) -> None:
-    help_text, add_args, run = md.STEPS["mutual-descriptors"]
+    help_text, add_args, run = mutual_cli.STEPS["mutual-descriptors"]
     parser = argparse.ArgumentParser(description=help_text)
     add_args(parser)
     run(parser.parse_args(argv))

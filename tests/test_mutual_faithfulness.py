@@ -286,11 +286,11 @@ def test_bank_classes_column(tmp_path):
 
 
 def test_offline_llm_bank_names_every_class(tmp_path):
-    from clipconcepts.cli import _backend
     from clipconcepts.llm.cache import LLMCache
+    from clipconcepts.llm.factory import backend_from_spec
     from clipconcepts.mutual.descriptors import llm_descriptors
 
-    backend = _backend({"backend": "offline", "lexicon": "conceptworld"})
+    backend = backend_from_spec({"backend": "offline", "lexicon": "conceptworld"})
     pool = llm_descriptors(backend, LLMCache(None), ["red", "green", "blue"])
     assert {d.classes for d in pool} == {("red", "green", "blue")}
 
@@ -363,7 +363,7 @@ def _manifest_set(root: Path, size: int, n=6):
 def test_tiny_towers_run_the_evaluations_end_to_end(config, tmp_path):
     from clipconcepts.data.zeroshot import build_zeroshot_dataset
     from clipconcepts.mutual.evaluation import Evaluation
-    from clipconcepts.mutual.explain import MutualSettings, TextSide
+    from clipconcepts.mutual.per_class import MutualSettings, TextSide
     from clipconcepts.mutual.run import run_mutual, squash_transform
     from clipconcepts.mutual.schemas import (
         AUGMENTED_SCHEMA,

@@ -8,7 +8,6 @@ from collections import Counter
 import pyarrow.parquet as pq
 import pytest
 
-from clipconcepts.data.general_textbank_vocab import FAMILY_VOCABS
 from clipconcepts.textbank import (
     FAMILIES,
     TextBankEntry,
@@ -21,6 +20,7 @@ from clipconcepts.textbank import (
     resolve_textbank,
     write_textbank,
 )
+from clipconcepts.textbank_vocab import FAMILY_VOCABS
 
 # The concept families the CCS paper reports (plus a few more we cover).
 PAPER_FAMILIES = {

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import tarfile
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -74,8 +75,14 @@ def _check(ds, ids: list[str], folder: Path) -> None:
 
 
 # ---------------------------------------------------------------------------- names, templates
+WNIDS_SHA256 = "70002b0ff5de60a3a17a82dbfcff291931f96225ddf941ad2e182fc39e183d15"
+
+
 def test_shipped_wnids_classnames_and_templates():
-    assert list(imagenet_wnids()) == IMAGENET_WNIDS  # the package's copy of the sorted list
+    # the package's one copy of the sorted list: 1,000 ids, and the released list's digest
+    shipped = resources.files("clipconcepts.data").joinpath("imagenet_wnids.txt").read_bytes()
+    assert hashlib.sha256(shipped).hexdigest() == WNIDS_SHA256
+    assert list(imagenet_wnids()) == IMAGENET_WNIDS and len(IMAGENET_WNIDS) == 1000
     assert class_keys_of("imagenet") == IMAGENET_WNIDS
     assert classnames_of("imagenet") == list(IMAGENET_CLASSNAMES)
     assert "imagenet" in ZEROSHOT_KINDS

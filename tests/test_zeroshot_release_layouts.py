@@ -20,6 +20,7 @@ from clipconcepts.data.zeroshot import (
     class_keys_of,
     classnames_of,
 )
+from clipconcepts.steps import build_dataset
 from fixtures_datasets import (
     CIFAR10_CLASSES,
     CIFAR100_CLASSES,
@@ -226,13 +227,11 @@ def test_prune_dataset_honours_on_bad_image(tmp_path):
     ignored: the first bad image stopped the job whatever the config said)."""
     bad = _corrupt_food101(tmp_path)
     spec = {"kind": "food101", "root": str(tmp_path)}
-    ds = cli._build_dataset(
-        _cli_args("classifier", "food", {**spec, "on_bad_image": "skip"}), to_tensor
-    )
+    ds = build_dataset(_cli_args("classifier", "food", {**spec, "on_bad_image": "skip"}), to_tensor)
     labels, decoded, skipped = _read_all(ds.loader(batch_size=16))
     assert skipped == 1 and len(labels) == 100 and labels == decoded
     assert FOOD101_CLASSES.index("baklava") not in labels
-    ds = cli._build_dataset(_cli_args("classifier", "food", spec), to_tensor)
+    ds = build_dataset(_cli_args("classifier", "food", spec), to_tensor)
     with pytest.raises(BadImageError, match=str(bad)):
         _read_all(ds.loader(batch_size=16))
 
@@ -245,10 +244,10 @@ def test_dataset_spec_errors_name_the_config_key(tmp_path):
         ("backend", "tfds", r"datasets\.food\.backend must be one of"),
     ]:
         with pytest.raises(ValueError, match=message):
-            cli._build_dataset(_cli_args("classifier", "food", {**spec, key: value}))
+            build_dataset(_cli_args("classifier", "food", {**spec, key: value}))
     # keys of other steps (schema-checked) do not reach the builder
     other_steps = {**spec, "ood": True, "style": "filled"}
-    assert len(cli._build_dataset(_cli_args("classifier", "food", other_steps))) == 101
+    assert len(build_dataset(_cli_args("classifier", "food", other_steps))) == 101
 
 
 def test_prune_eval_cli_skips_bad_images(tmp_path, caplog):
@@ -311,7 +310,7 @@ def test_clip_benchmark_backend_from_the_config_reads_the_tar_layout(tmp_path, m
     _fake_clip_benchmark(monkeypatch, _clip_benchmark_imagenet_ar)
     labels = make_imagenet_ar(tmp_path, "imagenet-a", class_keys_of("imagenet-a"))
     spec = {"kind": "imagenet-a", "root": str(tmp_path), "backend": "clip_benchmark"}
-    ds = cli._build_dataset(_cli_args("classifier", "ina", spec), to_tensor)
+    ds = build_dataset(_cli_args("classifier", "ina", spec), to_tensor)
     assert ds.torch_dataset is not None and ds.classnames == classnames_of("imagenet-a")
     assert len(ds) == 201 and _aligned_labels(ds) == labels
 

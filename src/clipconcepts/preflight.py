@@ -101,7 +101,7 @@ def _check_imagenet(where: str, root: Path) -> str | None:
             f"{where}: {root} holds neither {' + '.join(_IMAGENET_ARCHIVES)} nor val/<wnid>/ or "
             "<wnid>/ folders (e.g. n01440764/)"
         )
-    wnids = set((_HERE / "data" / "imagenet_wnids.txt").read_text().split())
+    wnids = set((_HERE / "data" / "imagenet_wnids.txt").read_text().split())  # stdlib only
     foreign = sorted(set(found) - wnids)
     if foreign:
         return (

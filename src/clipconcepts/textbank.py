@@ -1,7 +1,7 @@
 """The project's default text bank, text-bank files, and the generic keyword lexicon.
 
 The default bank (``default_textbank``) is composed from the vocabularies written for this project
-in ``clipconcepts.data.general_textbank_vocab``: for each concept family, hand-written descriptions
+in ``clipconcepts.textbank_vocab``: for each concept family, hand-written descriptions
 first, then its items phrased with its templates, rotating templates over items so the first
 phrasings cover every item; each family is capped at ``FAMILY_CAP`` entries so none dominates;
 families are interleaved round-robin; duplicates (case/whitespace-insensitive) are removed keeping
@@ -24,7 +24,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from clipconcepts.data.general_textbank_vocab import FAMILY_VOCABS, FamilyVocab, Group
+from clipconcepts.textbank_vocab import FAMILY_VOCABS, FamilyVocab, Group
 
 log = logging.getLogger(__name__)
 

@@ -7,6 +7,8 @@ import argparse
 import json
 import logging
 
+from clipconcepts.steps import add_model_args, build_dataset, json_arg, load_model
+
 log = logging.getLogger("clipconcepts")
 
 
@@ -28,11 +30,10 @@ def _write(frame, path, meta: dict) -> None:
 
 # ---------------------------------------------------------------------------- torch steps
 def _sample_args(p, outputs: bool = True):
-    from clipconcepts.cli import _json, _model_args
 
-    _model_args(p)
+    add_model_args(p)
     p.add_argument("--datasets", nargs="+", required=True)
-    p.add_argument("--dataset-specs", type=_json, required=True, help="name -> datasets entry")
+    p.add_argument("--dataset-specs", type=json_arg, required=True, help="name -> datasets entry")
     p.add_argument("--templates", default="ccs")
     p.add_argument("--classifiers", nargs="+", required=True, help="one per dataset")
     p.add_argument("--n-images", type=lambda s: int(s) if s else None, default=None)
@@ -51,7 +52,6 @@ class _Run:
 
     def __init__(self, clip, args, i: int):
         from clipconcepts.attribution.targets import batches, make_target, sample
-        from clipconcepts.cli import _build_dataset
         from clipconcepts.evaluate import load_classifier
 
         name = args.datasets[i]
@@ -59,7 +59,7 @@ class _Run:
         if spec is None:
             raise ValueError(f"--dataset-specs has no entry for dataset {name}")
         where = argparse.Namespace(dataset=name, dataset_spec=spec, templates=args.templates)
-        dataset = _build_dataset(where, clip.preprocess)
+        dataset = build_dataset(where, clip.preprocess)
         weights, classnames, _ = load_classifier(args.classifiers[i])
         if len(classnames) != dataset.n_classes:
             raise ValueError(
@@ -88,11 +88,9 @@ class _Run:
 def _frozen_clip(args):
     import torch
 
-    from clipconcepts.cli import _load
-
     if args.threads:
         torch.set_num_threads(args.threads)
-    clip = _load(args)
+    clip = load_model(args)
     clip.model.requires_grad_(False)  # gradients go to activations only
     return clip
 
@@ -256,12 +254,11 @@ def _faithfulness(args):
 
 
 def _reliance_args(p):
-    from clipconcepts.cli import _json
 
     _tables_args(p, heads_in=True)
     p.add_argument("--classifiers", nargs="+", required=True, help="one per dataset")
-    p.add_argument("--concept-groups", type=_json, required=True, help="group -> keywords")
-    p.add_argument("--lexicons", type=_json, default=None, help="dataset -> lexicon name")
+    p.add_argument("--concept-groups", type=json_arg, required=True, help="group -> keywords")
+    p.add_argument("--lexicons", type=json_arg, default=None, help="dataset -> lexicon name")
     p.add_argument("--top-k", type=int, default=5)
     p.add_argument("--prompt", default="")
 
@@ -271,13 +268,13 @@ def _reliance(args):
     import pyarrow.parquet as pq
 
     from clipconcepts.attribution.reliance import unexpected_reliance
-    from clipconcepts.cli import _resolve_lexicon
+    from clipconcepts.llm.factory import resolve_lexicon
 
     _lists(args, "scores", "ablation", "heads", "classifiers", "out")
     for i, name in enumerate(args.datasets):
         classes = pq.read_table(args.classifiers[i], columns=["class_id", "classname"])
         classnames = [c for _, c in sorted(zip(*classes.to_pydict().values(), strict=True))]
-        lexicon = _resolve_lexicon((args.lexicons or {}).get(name))
+        lexicon = resolve_lexicon((args.lexicons or {}).get(name))
         frame = unexpected_reliance(
             pl.read_parquet(args.scores[i]),
             pl.read_parquet(args.ablation[i]),
@@ -301,12 +298,11 @@ def _reliance(args):
 
 
 def _truth_args(p):
-    from clipconcepts.cli import _json
 
     p.add_argument("--datasets", nargs="+", required=True)
     p.add_argument("--heads", nargs="+", required=True, help="one per dataset")
     p.add_argument("--head-truth", required=True)
-    p.add_argument("--families", type=_json, required=True, help="dataset -> family")
+    p.add_argument("--families", type=json_arg, required=True, help="dataset -> family")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", nargs="+", required=True, help="one per dataset")
 
@@ -314,7 +310,7 @@ def _truth_args(p):
 def _truth(args):
     import polars as pl
 
-    from clipconcepts.attribution.truth import truth_table
+    from clipconcepts.attribution.truth_precision import truth_table
 
     _lists(args, "heads", "out")
     truth = pl.read_parquet(args.head_truth)

@@ -23,8 +23,8 @@ from collections.abc import Sequence
 import polars as pl
 
 from clipconcepts.attribution.schemas import PROMPT_TARGET, RELIANCE
-from clipconcepts.conceptworld.lexicon import families_in_text
 from clipconcepts.evaluate.strategies import concept_of_label
+from clipconcepts.lexicons import families_in_text
 
 _WORD = re.compile(r"[a-z]+")
 

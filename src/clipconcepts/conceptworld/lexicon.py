@@ -7,10 +7,11 @@ Matching is on whole words (`families_in_text`), so "bright" never matches "righ
 
 from __future__ import annotations
 
-import re
 from functools import cache
 
 from clipconcepts.conceptworld.world import FAMILIES, SYNONYMS
+from clipconcepts.lexicons import families_in_text as _match
+from clipconcepts.lexicons import words_of
 
 # Words that name a family without naming a value
 # ("the color red", "the upper corner", "a striped backdrop", ...). "background" and "backdrop" name no
@@ -36,8 +37,6 @@ _FAMILY_WORDS: dict[str, tuple[str, ...]] = {
     ),
 }
 
-_WORD = re.compile(r"[a-z]+")
-
 
 @cache
 def _lexicon() -> dict[str, str]:
@@ -45,7 +44,7 @@ def _lexicon() -> dict[str, str]:
     for family in FAMILIES:
         entries = [w for words in SYNONYMS[family] for w in words] + list(_FAMILY_WORDS[family])
         for entry in entries:
-            entry = " ".join(_WORD.findall(entry.lower()))
+            entry = " ".join(words_of(entry))
             if lexicon.setdefault(entry, family) != family:
                 raise AssertionError(f"lexicon entry {entry!r} names two families")
     return lexicon
@@ -58,7 +57,4 @@ def conceptworld_lexicon() -> dict[str, str]:
 
 def families_in_text(text: str, lexicon: dict[str, str] | None = None) -> set[str]:
     """Families whose lexicon entries occur in `text` as whole words (phrases word by word)."""
-    lexicon = _lexicon() if lexicon is None else lexicon
-    words = _WORD.findall(text.lower())
-    padded = f" {' '.join(words)} "
-    return {family for entry, family in lexicon.items() if f" {entry} " in padded}
+    return _match(text, _lexicon() if lexicon is None else lexicon)

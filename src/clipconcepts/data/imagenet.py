@@ -22,14 +22,19 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
-from functools import cache
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
 from clipconcepts.data.images import ImageRecords, class_folders, is_image_file
-from clipconcepts.data.zeroshot import ZeroShotDataset, _not_found, class_keys_of, resolve_templates
+from clipconcepts.data.zeroshot_common import (
+    ZeroShotDataset,
+    class_keys_of,
+    imagenet_classnames,
+    imagenet_wnids,
+    not_found,
+    resolve_templates,
+)
 
 log = logging.getLogger(__name__)
 
@@ -40,28 +45,6 @@ LOOKED_FOR = f"{VAL_TAR} + {DEVKIT}, val/<wnid>/ or <wnid>/ folders (e.g. n01440
 _WNID = re.compile(r"n\d{8}")
 _VAL_FILE = re.compile(r"ILSVRC2012_val_\d{8}\.JPEG", re.IGNORECASE)
 _LOCK = ".clipconcepts-imagenet.lock"
-
-
-@cache
-def imagenet_wnids() -> tuple[str, ...]:
-    """The 1,000 ILSVRC-2012 WordNet ids, sorted: label i is `imagenet_wnids()[i]`."""
-    text = resources.files("clipconcepts.data").joinpath("imagenet_wnids.txt").read_text()
-    wnids = tuple(text.split())
-    if len(wnids) != 1000 or list(wnids) != sorted(set(wnids)):
-        raise RuntimeError("imagenet_wnids.txt must hold the 1,000 ImageNet wnids, sorted")
-    return wnids
-
-
-def imagenet_classnames() -> list[str]:
-    """OpenAI's 1,000 ImageNet class names in label (sorted wnid) order, from open_clip."""
-    try:
-        from open_clip.zero_shot_metadata import IMAGENET_CLASSNAMES
-    except ImportError as err:  # pragma: no cover - open_clip is a dependency
-        raise ImportError("kind 'imagenet' takes its class names from open_clip") from err
-    names = [str(n) for n in IMAGENET_CLASSNAMES]
-    if len(names) != 1000:
-        raise RuntimeError(f"open_clip lists {len(names)} ImageNet class names, not 1,000")
-    return names
 
 
 def _wnid_folders(folder: Path) -> list[str]:
@@ -113,7 +96,7 @@ def _prepare_release(root: Path) -> Path:
             raise _refuse_unsorted(val, len(_unsorted(val)), release=True)
         missing = [name for name in (VAL_TAR, DEVKIT) if not (root / name).is_file()]
         if missing:
-            raise _not_found(KIND, root, LOOKED_FOR, f"{' and '.join(missing)} missing")
+            raise not_found(KIND, root, LOOKED_FOR, f"{' and '.join(missing)} missing")
         log.info(
             "imagenet: preparing %s from %s (md5 check, devkit, extracting and sorting 50,000 "
             "images): once, a few minutes",
@@ -128,7 +111,7 @@ def _prepare_release(root: Path) -> Path:
             why = str(err).splitlines()[0] if str(err) else type(err).__name__
             if isinstance(err, PermissionError):
                 why += f"; torchvision writes meta.bin and val/ into {root}, which must be writable"
-            raise _not_found(KIND, root, LOOKED_FOR, why) from err
+            raise not_found(KIND, root, LOOKED_FOR, why) from err
     return val
 
 
@@ -137,7 +120,7 @@ def imagenet_val_folder(root: Path) -> Path:
     tars when that is what `root` holds)."""
     root = Path(root).expanduser()
     if not root.is_dir():
-        raise _not_found(KIND, root, LOOKED_FOR, "the folder does not exist")
+        raise not_found(KIND, root, LOOKED_FOR, "the folder does not exist")
     val = root / "val"
     release = any((root / name).is_file() for name in (VAL_TAR, DEVKIT))
     if _wnid_folders(val):
@@ -151,7 +134,7 @@ def imagenet_val_folder(root: Path) -> Path:
     elif _unsorted(root):
         raise _refuse_unsorted(root, len(_unsorted(root)), release=False)
     else:
-        raise _not_found(KIND, root, LOOKED_FOR)
+        raise not_found(KIND, root, LOOKED_FOR)
     unsorted = _unsorted(folder)
     if unsorted:
         raise _refuse_unsorted(folder, len(unsorted), release=release and folder == val)
@@ -205,7 +188,7 @@ def build_imagenet(kind, root, transform, *, download, templates, split, family)
                 paths.append(path)
                 labels.append(label)
     if not ids:
-        raise _not_found(kind, folder, "images in its <wnid>/ folders", "they are empty")
+        raise not_found(kind, folder, "images in its <wnid>/ folders", "they are empty")
     classnames = imagenet_classnames()
     records = ImageRecords(ids, paths, np.asarray(labels, np.int64), classnames, str(folder))
     return ZeroShotDataset(

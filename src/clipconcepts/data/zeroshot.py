@@ -30,9 +30,6 @@ import json
 import logging
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from functools import cache
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -42,184 +39,23 @@ from clipconcepts.data.images import (
     ImageRecords,
     build_image_records,
     class_folders,
-    dataset_loader,
-    image_loader,
     is_image_file,
 )
+from clipconcepts.data.zeroshot_common import (  # the loaders' shared vocabulary, re-exported
+    _TV_LAYOUT,
+    not_found,
+)
+from clipconcepts.data.zeroshot_common import CIFAR10_SUBSETS as CIFAR10_SUBSETS
+from clipconcepts.data.zeroshot_common import HOW_TO as HOW_TO
+from clipconcepts.data.zeroshot_common import DatasetNotFoundError as DatasetNotFoundError
+from clipconcepts.data.zeroshot_common import ZeroShotDataset as ZeroShotDataset
+from clipconcepts.data.zeroshot_common import check_templates as check_templates
+from clipconcepts.data.zeroshot_common import class_keys_of as class_keys_of
+from clipconcepts.data.zeroshot_common import classnames_of as classnames_of
+from clipconcepts.data.zeroshot_common import resolve_templates as resolve_templates
+from clipconcepts.data.zeroshot_common import template_sets as template_sets
 
 log = logging.getLogger(__name__)
-
-
-class DatasetNotFoundError(FileNotFoundError):
-    """A zero-shot dataset that is not where the config says, with how to provide it."""
-
-
-@dataclass
-class ZeroShotDataset:
-    """A labelled image set with the class names and templates of its zero-shot classifier.
-
-    Exactly one of `records` (image files read through `transform`) and `torch_dataset` (a
-    dataset yielding `(image_tensor, label)`) is set; `loader()` batches either. `on_bad_image`
-    (`fail` | `skip`) is what the loader does with an image it cannot decode.
-    """
-
-    name: str
-    classnames: list[str]
-    templates: list[str]
-    transform: Callable | None = None
-    records: ImageRecords | None = None
-    torch_dataset: torch.utils.data.Dataset | None = None
-    root: str = ""
-    on_bad_image: str = "fail"
-    extra: dict = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        if (self.records is None) == (self.torch_dataset is None):
-            raise ValueError("ZeroShotDataset needs exactly one of records and torch_dataset")
-        self.templates = check_templates(self.templates, where=f"dataset {self.name!r}")
-        if not self.classnames:
-            raise ValueError(f"dataset {self.name!r} has no class names")
-
-    def __len__(self) -> int:
-        return len(self.records) if self.records is not None else len(self.torch_dataset)
-
-    @property
-    def n_classes(self) -> int:
-        return len(self.classnames)
-
-    def loader(
-        self, batch_size: int = 256, num_workers: int = 0, on_bad_image: str | None = None
-    ) -> torch.utils.data.DataLoader:
-        """Batches `(images, ids, labels, n_skipped)` in dataset order (the probe loader's form;
-        ids are file ids for records, item indices otherwise). An undecodable image fails naming
-        its file, or is skipped and counted: `on_bad_image`, else the dataset's own setting."""
-        on_bad_image = on_bad_image or self.on_bad_image
-        if self.records is not None:
-            return image_loader(
-                self.records, self.transform, batch_size, num_workers, on_bad_image=on_bad_image
-            )
-        return dataset_loader(self.torch_dataset, batch_size, num_workers, on_bad_image)
-
-
-# ---------------------------------------------------------------------------- data files
-@cache
-def _data_file(name: str) -> dict:
-    text = resources.files("clipconcepts.data").joinpath(name).read_text(encoding="utf-8")
-    return json.loads(text)
-
-
-def classnames_of(kind: str) -> list[str]:
-    """Display class names of a built-in dataset, in label order."""
-    if kind == "imagenet":  # OpenAI's 1,000 names, read from open_clip
-        from clipconcepts.data.imagenet import imagenet_classnames
-
-        return imagenet_classnames()
-    names = _data_file("zeroshot_classnames.json")
-    if kind in ("cifar10-objects", "cifar10-animals"):
-        return [names["cifar10"][i] for i in CIFAR10_SUBSETS[kind]]
-    if kind not in names or kind.startswith("_"):
-        known = sorted(k for k in names if not k.startswith("_"))
-        raise KeyError(f"no built-in class names for dataset {kind!r}; known: {', '.join(known)}")
-    value = names[kind]
-    return list(value.values()) if isinstance(value, dict) else list(value)
-
-
-def class_keys_of(kind: str) -> list[str]:
-    """The folder names (ISO codes, WordNet ids) that label a built-in dataset's classes."""
-    if kind == "imagenet":
-        from clipconcepts.data.imagenet import imagenet_wnids
-
-        return list(imagenet_wnids())
-    value = _data_file("zeroshot_classnames.json")[kind]
-    if not isinstance(value, dict):
-        raise KeyError(f"dataset {kind!r} has no class keys")
-    return list(value)
-
-
-def template_sets() -> dict[str, list[str]]:
-    """Named template sets (`cifar18`, `food1`, `country5`, `imagenet80`, `pets1`, `mutual8`)."""
-    return {k: list(v) for k, v in _data_file("zeroshot_templates.json")["sets"].items()}
-
-
-def resolve_templates(kind: str, templates: str | Sequence[str] = "ccs") -> list[str]:
-    """Templates for dataset `kind`: `ccs` | `openai` | a set name | an explicit list."""
-    if not isinstance(templates, str):
-        return check_templates(list(templates), where=f"templates for {kind!r}")
-    data = _data_file("zeroshot_templates.json")
-    sets = data["sets"]
-    if templates in ("ccs", "openai"):
-        base = "cifar10" if kind.startswith("cifar10-") else kind
-        if base not in data[templates]:
-            raise KeyError(
-                f"no '{templates}' templates for dataset {kind!r}: give a template set "
-                f"({', '.join(sets)}) or a list, or put them in the dataset's classes.json"
-            )
-        return list(sets[data[templates][base]])
-    if templates in sets:
-        return list(sets[templates])
-    raise ValueError(
-        f"unknown templates {templates!r} for dataset {kind!r}: use ccs, openai, "
-        f"one of {', '.join(sets)}, or a list of strings with '{{}}'"
-    )
-
-
-def check_templates(templates: Sequence[str], where: str = "templates") -> list[str]:
-    """Each template must hold exactly one `{}` (clip_benchmark's `{c}` is accepted)."""
-    out = []
-    for t in templates:
-        if not isinstance(t, str):
-            raise ValueError(f"{where}: template {t!r} is not a string")
-        t = t.replace("{c}", "{}")
-        if t.count("{}") != 1 or t.count("{") != 1 or t.count("}") != 1:
-            raise ValueError(f"{where}: template {t!r} must contain '{{}}' exactly once")
-        out.append(t)
-    if not out:
-        raise ValueError(f"{where}: no templates")
-    return out
-
-
-# ---------------------------------------------------------------------------- errors
-HOW_TO = {
-    "cifar10": "the 'cifar-10-batches-py' folder from https://www.cs.toronto.edu/~kriz/cifar.html",
-    "cifar100": "the 'cifar-100-python' folder from https://www.cs.toronto.edu/~kriz/cifar.html",
-    "food101": "the 'food-101' folder (images/, meta/) from the ETH Food-101 release",
-    "country211": "the 'country211' folder (test/<ISO code>/...) from OpenAI's country211.tgz",
-    "pets": "the 'oxford-iiit-pet' folder (images/, annotations/) from the Oxford-IIIT Pet release",
-    "imagenet-a": "the extracted imagenet-a.tar (200 <wnid> folders) from Hendrycks et al.",
-    "imagenet-r": "the extracted imagenet-r.tar (200 <wnid> folders) from Hendrycks et al.",
-    "imagenet": "ImageNet-1k val: ILSVRC2012_img_val.tar + ILSVRC2012_devkit_t12.tar.gz (sorted "
-    "into val/<wnid>/ on first use; the folder must be writable), or the images already sorted "
-    "into val/<wnid>/ or <wnid>/ folders (as valprep.sh leaves them)",
-}
-
-
-def _not_found(kind: str, root: Path, looked_for: str, why: str = "") -> DatasetNotFoundError:
-    how = HOW_TO.get(kind, "the images")
-    downloadable = kind in _TV_LAYOUT or kind in CIFAR10_SUBSETS
-    auto = (
-        ", or set download: true where the cluster can reach the internet" if downloadable else ""
-    )
-    reason = f" ({why[:300]})" if why else ""
-    return DatasetNotFoundError(
-        f"zero-shot dataset '{kind}' not found: looked for {looked_for} under {root}{reason}. "
-        f"Provide {how} in that folder (the config's datasets.<name>.root){auto}."
-    )
-
-
-# ---------------------------------------------------------------------------- torchvision sets
-CIFAR10_SUBSETS = {
-    # CCS authors' cifar10objects / cifar10animals (src/labels.py): CIFAR-10 label indices
-    "cifar10-objects": (0, 1, 8, 9),  # airplane, automobile, ship, truck
-    "cifar10-animals": (2, 3, 4, 5, 6, 7),  # bird, cat, deer, dog, frog, horse
-}
-
-_TV_LAYOUT = {  # what torchvision looks for under root
-    "cifar10": "cifar-10-batches-py/",
-    "cifar100": "cifar-100-python/",
-    "food101": "food-101/{images,meta}/",
-    "country211": "country211/test/<ISO code>/",
-    "pets": "oxford-iiit-pet/{images,annotations}/",
-}
 
 
 def _torchvision(kind: str, root: Path, transform, download: bool, split: str | None):
@@ -246,7 +82,7 @@ def _torchvision(kind: str, root: Path, transform, download: bool, split: str | 
         else:  # pragma: no cover - guarded by the registry
             raise KeyError(kind)
     except (RuntimeError, FileNotFoundError, OSError) as err:
-        raise _not_found(kind, root, _TV_LAYOUT[base], str(err).splitlines()[0]) from err
+        raise not_found(kind, root, _TV_LAYOUT[base], str(err).splitlines()[0]) from err
     _check_label_order(base, list(ds.classes), f"torchvision {base}", root)
     return ds
 
@@ -323,7 +159,7 @@ def wnid_folder(kind: str, root: Path) -> Path:
     wnids = set(class_keys_of(kind))
     found = [f for f in folders if _WNID.fullmatch(f)]
     if not found:
-        raise _not_found(kind, root, f"{kind}/ or its 200 <wnid> folders (e.g. n01498041/)")
+        raise not_found(kind, root, f"{kind}/ or its 200 <wnid> folders (e.g. n01498041/)")
     foreign = [f for f in found if f not in wnids]
     if foreign:
         raise ValueError(
@@ -395,7 +231,7 @@ def _build_imagefolder(
     kind, root, transform, *, download, templates, split, family
 ) -> ZeroShotDataset:
     if not root.is_dir():
-        raise _not_found(kind, root, "<class>/<image> folders")
+        raise not_found(kind, root, "<class>/<image> folders")
     records = build_image_records("imagefolder", root)
     meta: dict = {}
     if (root / "classes.json").is_file():
@@ -425,9 +261,9 @@ def _build_manifest(
     if family and (root / family / "manifest.parquet").is_file():
         folder = root / family
     if not (folder / "manifest.parquet").is_file():
-        raise _not_found(kind, folder, "manifest.parquet and classes.json")
+        raise not_found(kind, folder, "manifest.parquet and classes.json")
     if not (folder / "classes.json").is_file():
-        raise _not_found(kind, folder, "classes.json next to manifest.parquet")
+        raise not_found(kind, folder, "classes.json next to manifest.parquet")
     meta = _read_classes_json(folder / "classes.json")
     records = build_image_records("manifest", folder)
     classnames = [str(c) for c in meta["classnames"]]
@@ -438,7 +274,7 @@ def _build_manifest(
         )
     missing = [p for p in records.paths[:50] if not p.is_file()]
     if missing:
-        raise _not_found(kind, folder, f"the images the manifest lists (e.g. {missing[0]})")
+        raise not_found(kind, folder, f"the images the manifest lists (e.g. {missing[0]})")
     return ZeroShotDataset(
         name=kind,
         classnames=classnames,
@@ -478,7 +314,7 @@ def _build_clip_benchmark(
             download=download,
         )
     except (RuntimeError, FileNotFoundError, OSError, AssertionError) as err:
-        raise _not_found(kind, root, "the clip_benchmark layout", str(err)) from err
+        raise not_found(kind, root, "the clip_benchmark layout", str(err)) from err
     _check_label_order(kind, _labelled_folders(ds, kind), f"clip_benchmark {kind}", root)
     classnames = classnames_of(kind)
     return ZeroShotDataset(
@@ -506,7 +342,7 @@ def _labelled_folders(ds, kind: str) -> list[str]:
 
 # ---------------------------------------------------------------------------- registry
 def _build_imagenet(kind, root, transform, **options) -> ZeroShotDataset:
-    from clipconcepts.data.imagenet import build_imagenet  # imports this module
+    from clipconcepts.data.imagenet import build_imagenet  # heavy: only for kind imagenet
 
     return build_imagenet(kind, root, transform, **options)
 
@@ -585,7 +421,7 @@ def build_zeroshot_dataset(
     if not download and not root.exists():
         base = "cifar10" if kind in CIFAR10_SUBSETS else kind
         looked_for = _TV_LAYOUT.get(base, "the dataset folder")
-        raise _not_found(kind, root, looked_for, "the folder does not exist")
+        raise not_found(kind, root, looked_for, "the folder does not exist")
     options = dict(download=download, templates=templates, split=split, family=family)
     if backend not in ("auto", "clip_benchmark"):
         raise ValueError(f"unknown dataset backend {backend!r} (auto | clip_benchmark)")

@@ -23,6 +23,7 @@ from clipconcepts.llm.errors import (
     TooManyInvalidError,
     TransientLLMError,
 )
+from clipconcepts.llm.http import Backend, OpenAIBackend
 from clipconcepts.llm.prompts import (
     LLMRequest,
     judge_head_request,
@@ -31,7 +32,6 @@ from clipconcepts.llm.prompts import (
     prompt_fingerprint,
     prompt_fingerprints,
 )
-from clipconcepts.llm.transport import Backend, OpenAIBackend
 
 __all__ = [
     "BACKEND_KINDS",

@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 
 from clipconcepts.llm.cache import LLMCache, cache_key
 from clipconcepts.llm.errors import LLMConfigError, TooManyInvalidError
+from clipconcepts.llm.http import Backend, OpenAIBackend
 from clipconcepts.llm.prompts import (
     DESCRIBE_TASK,
     JUDGE_HEAD_TASK,
@@ -33,7 +34,6 @@ from clipconcepts.llm.prompts import (
     check_answer,
     reask_messages,
 )
-from clipconcepts.llm.transport import Backend, OpenAIBackend
 
 log = logging.getLogger(__name__)
 

@@ -6,6 +6,14 @@ from __future__ import annotations
 import json
 import logging
 
+from clipconcepts.steps import (
+    add_dataset_args,
+    add_llm_policy_args,
+    add_model_args,
+    build_dataset,
+    json_arg,
+)
+
 log = logging.getLogger("clipconcepts")
 
 
@@ -19,13 +27,12 @@ def _templates(text: str):
 
 
 def _mutual_args(p):
-    from clipconcepts.cli import _dataset_args, _json, _model_args
 
-    _model_args(p)
-    _dataset_args(p)
+    add_model_args(p)
+    add_dataset_args(p)
     p.add_argument("--descriptors", required=True, help="the descriptor bank (mutual-descriptors)")
     p.add_argument("--descriptor-template", default="a photo showing {}")
-    p.add_argument("--settings", type=_json, default={}, help="MutualSettings fields as JSON")
+    p.add_argument("--settings", type=json_arg, default={}, help="MutualSettings fields as JSON")
     p.add_argument(
         "--classes", type=_count, default=None, help="N whole classes (seeded); all if empty"
     )
@@ -39,8 +46,8 @@ def _mutual_args(p):
     p.add_argument("--out-faithfulness-summary", default=None, help="Table 1, averaged")
     p.add_argument("--out-augmented", default=None, help="Table 2")
     p.add_argument("--out-faithfulness-truth", default=None, help="concept world: region check")
-    p.add_argument("--faithfulness", type=_json, default={}, help="FaithfulnessSettings (JSON)")
-    p.add_argument("--augmented", type=_json, default={}, help="AugmentedSettings (JSON)")
+    p.add_argument("--faithfulness", type=json_arg, default={}, help="FaithfulnessSettings (JSON)")
+    p.add_argument("--augmented", type=json_arg, default={}, help="AugmentedSettings (JSON)")
     p.add_argument("--manifest", default=None, help="concept world: the set's manifest.parquet")
 
 
@@ -48,9 +55,8 @@ def _mutual(args):
     import polars as pl
     import torch
 
-    from clipconcepts.cli import _build_dataset
     from clipconcepts.evaluate import build_classifier
-    from clipconcepts.mutual.explain import MutualSettings, TextSide
+    from clipconcepts.mutual.per_class import MutualSettings, TextSide
     from clipconcepts.mutual.run import run_mutual, squash_transform
     from clipconcepts.mutual.towers import load_tower
 
@@ -74,7 +80,7 @@ def _mutual(args):
     clip = load_tower(args.arch, args.pretrained or None, device, args.precision)
     clip.check_features(settings.features)
     size = clip.image_size
-    dataset = _build_dataset(args, transform=squash_transform(size))
+    dataset = build_dataset(args, transform=squash_transform(size))
     bank = pl.read_parquet(args.descriptors)
     if bank.is_empty():
         raise ValueError(f"descriptor bank {args.descriptors} is empty")
@@ -172,7 +178,7 @@ def _truth(args):
     import polars as pl
 
     from clipconcepts.io import atomic_path
-    from clipconcepts.mutual.truth import descriptor_precision
+    from clipconcepts.mutual.descriptor_truth import descriptor_precision
 
     images = pl.read_parquet(args.images)
     bank = pl.read_parquet(args.descriptors)
@@ -183,16 +189,61 @@ def _truth(args):
     log.info("mutual descriptors vs true attributes:\n%s", table)
 
 
-def _descriptor_args(p):
-    from clipconcepts.mutual import descriptors  # pyarrow: only when this step runs
+def _descriptor_args(p) -> None:
+    from clipconcepts.mutual.descriptors import SOURCES
 
-    descriptors.add_args(p)
+    p.add_argument("--source", choices=SOURCES, required=True)
+    p.add_argument("--path", default=None, help="source=file: .txt (one per line), .csv, .parquet")
+    p.add_argument("--backend", type=json_arg, default=None, help="source=llm: LLM spec (JSON)")
+    p.add_argument("--cache-dir", default=None, help="source=llm: the LLM answer store")
+    p.add_argument("--max-concurrency", type=int, default=None)
+    add_llm_policy_args(p)
+    p.add_argument("--dataset", default=None, help="dataset name (config key under datasets)")
+    p.add_argument("--dataset-spec", type=json_arg, default=None, help="datasets.<name> as JSON")
+    p.add_argument("--out", required=True)
 
 
-def _descriptors(args):
-    from clipconcepts.mutual import descriptors
+def _descriptors(args) -> None:
+    from clipconcepts.mutual.descriptors import (  # pyarrow: only when this step runs
+        build_descriptor_bank,
+        dataset_classnames,
+        write_descriptor_bank,
+    )
 
-    descriptors.run(args)
+    spec = args.dataset_spec or {}
+    concept_world = spec.get("kind") == "conceptworld"
+    if args.source == "llm":
+        from clipconcepts.llm.factory import backend_from_spec, open_cache
+
+        if args.backend is None or not args.cache_dir:
+            raise ValueError("mutual.descriptors.source=llm needs an LLM backend and a cache dir")
+        if not args.dataset or not spec:
+            raise ValueError("mutual.descriptors.source=llm needs the dataset (its class names)")
+        classnames = dataset_classnames(args.dataset, spec)
+        with open_cache(args.cache_dir, args.retry_invalid) as cache:
+            pool, meta = build_descriptor_bank(
+                "llm",
+                classnames=classnames,
+                backend=backend_from_spec(args.backend),
+                cache=cache,
+                concept_world=concept_world,
+                max_concurrency=args.max_concurrency,
+                max_invalid_fraction=args.max_invalid_fraction,
+            )
+    else:  # class-agnostic: every class of the dataset (when it is named)
+        classnames = dataset_classnames(args.dataset, spec) if args.dataset and spec else None
+        pool, meta = build_descriptor_bank(
+            args.source, classnames=classnames, path=args.path, concept_world=concept_world
+        )
+    meta["dataset"] = args.dataset
+    write_descriptor_bank(pool, args.out, meta)
+    log.info(
+        "descriptor bank (%s, %s): %d descriptors -> %s",
+        args.source,
+        args.dataset,
+        len(pool),
+        args.out,
+    )
 
 
 # step name -> (help, add_args(parser), run(args))

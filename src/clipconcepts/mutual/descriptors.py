@@ -37,6 +37,7 @@ import pyarrow as pa
 
 from clipconcepts.llm.backends import ask_many, check_invalid_share
 from clipconcepts.llm.cache import LLMCache
+from clipconcepts.llm.http import Backend
 from clipconcepts.llm.prompts import (
     DESCRIBE_EXAMPLE,
     DESCRIBE_SCHEMA,
@@ -46,7 +47,6 @@ from clipconcepts.llm.prompts import (
     LLMRequest,
     prompt_fingerprint,
 )
-from clipconcepts.llm.transport import Backend
 
 log = logging.getLogger(__name__)
 
@@ -209,16 +209,6 @@ def with_classes(pool: Sequence[Descriptor], classnames: Sequence[str] | None) -
     return [replace(d, classes=named) for d in pool]
 
 
-def offline_descriptors(lexicon: str | None) -> list[str] | None:
-    """The offline backend's class-agnostic answer for a named lexicon: the concept world's
-    attribute phrases for `conceptworld`; None (the lexicon's own entries) otherwise."""
-    if lexicon != "conceptworld":
-        return None
-    from clipconcepts.conceptworld.descriptors import conceptworld_descriptors
-
-    return [text for text, _, _ in conceptworld_descriptors()]
-
-
 # ---------------------------------------------------------------------------- other sources
 def read_descriptor_file(path: str | Path) -> list[str]:
     """Descriptors from a user file: one per line (blank lines and `#` comments skipped), or a
@@ -362,64 +352,3 @@ def read_descriptor_bank(path: str | Path) -> tuple[pa.Table, dict[str, Any]]:
         )
     meta = json.loads((table.schema.metadata or {}).get(META_KEY, b"{}"))
     return table.sort_by("descriptor_id"), meta
-
-
-# ---------------------------------------------------------------------------- workflow step
-def add_args(p) -> None:
-    from clipconcepts.cli import _json, _llm_policy_args
-
-    p.add_argument("--source", choices=SOURCES, required=True)
-    p.add_argument("--path", default=None, help="source=file: .txt (one per line), .csv, .parquet")
-    p.add_argument("--backend", type=_json, default=None, help="source=llm: LLM spec (JSON)")
-    p.add_argument("--cache-dir", default=None, help="source=llm: the LLM answer store")
-    p.add_argument("--max-concurrency", type=int, default=None)
-    _llm_policy_args(p)
-    p.add_argument("--dataset", default=None, help="dataset name (config key under datasets)")
-    p.add_argument("--dataset-spec", type=_json, default=None, help="datasets.<name> as JSON")
-    p.add_argument("--out", required=True)
-
-
-def run(args) -> None:
-    spec = args.dataset_spec or {}
-    concept_world = spec.get("kind") == "conceptworld"
-    if args.source == "llm":
-        from clipconcepts.cli import _backend, _llm_cache
-
-        if args.backend is None or not args.cache_dir:
-            raise ValueError("mutual.descriptors.source=llm needs an LLM backend and a cache dir")
-        if not args.dataset or not spec:
-            raise ValueError("mutual.descriptors.source=llm needs the dataset (its class names)")
-        classnames = dataset_classnames(args.dataset, spec)
-        with _llm_cache(args) as cache:
-            pool, meta = build_descriptor_bank(
-                "llm",
-                classnames=classnames,
-                backend=_backend(args.backend),
-                cache=cache,
-                concept_world=concept_world,
-                max_concurrency=args.max_concurrency,
-                max_invalid_fraction=args.max_invalid_fraction,
-            )
-    else:  # class-agnostic: every class of the dataset (when it is named)
-        classnames = dataset_classnames(args.dataset, spec) if args.dataset and spec else None
-        pool, meta = build_descriptor_bank(
-            args.source, classnames=classnames, path=args.path, concept_world=concept_world
-        )
-    meta["dataset"] = args.dataset
-    write_descriptor_bank(pool, args.out, meta)
-    log.info(
-        "descriptor bank (%s, %s): %d descriptors -> %s",
-        args.source,
-        args.dataset,
-        len(pool),
-        args.out,
-    )
-
-
-STEPS = {
-    "mutual-descriptors": (
-        "mutual knowledge: the class-agnostic descriptor bank of a dataset",
-        add_args,
-        run,
-    ),
-}

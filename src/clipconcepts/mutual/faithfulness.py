@@ -38,7 +38,7 @@ import numpy as np
 import polars as pl
 import torch
 
-from clipconcepts.mutual.explain import encode_prompts
+from clipconcepts.mutual.per_class import encode_prompts
 from clipconcepts.mutual.schemas import FAITHFULNESS_SUMMARY_SCHEMA
 from clipconcepts.mutual.visual_prompts import upsample_mask
 

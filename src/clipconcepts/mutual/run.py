@@ -22,8 +22,8 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from clipconcepts.io import atomic_path
-from clipconcepts.mutual.explain import MutualSettings, TextSide, explain_class
 from clipconcepts.mutual.information import area_under_curve, average_curves
+from clipconcepts.mutual.per_class import MutualSettings, TextSide, explain_class
 from clipconcepts.mutual.schemas import IMAGE_SCHEMA, SUMMARY_SCHEMA
 from clipconcepts.mutual.towers import wrap_tower
 

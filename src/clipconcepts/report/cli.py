@@ -4,13 +4,9 @@ from __future__ import annotations
 
 import logging
 
+from clipconcepts.steps import json_arg
+
 log = logging.getLogger("clipconcepts")
-
-
-def json_arg(text: str):
-    from clipconcepts.cli import _json
-
-    return _json(text)
 
 
 def _report_args(p):

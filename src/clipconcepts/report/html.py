@@ -20,18 +20,18 @@ from pathlib import Path
 from matplotlib.figure import Figure
 
 from clipconcepts.io import atomic_path
-from clipconcepts.report import claims as claims_mod
 from clipconcepts.report import (
+    attribution_video_sections,
     claims_html,
     figures,
     head_browser,
+    label_truth,
     mutual_faithfulness,
     mutual_figures,
     mutual_tables,
-    stage_sections,
     tables,
-    truth,
 )
+from clipconcepts.report import claims as claims_mod
 from clipconcepts.report.assets import dataset_name, report_assets
 from clipconcepts.report.attribution_inputs import gather_attribution
 from clipconcepts.report.head_inputs import gather_heads
@@ -489,18 +489,18 @@ def build_report(
         metrics = tables.frame_table(run.conceptworld_metrics)
     standalone("conceptworld_metrics.html", "Concept-world CLIP: training metrics", metrics)
     metrics_section = _section("conceptworld", "Concept-world CLIP: training metrics", metrics)
-    truth_body = truth.label_truth_section_body(run, truth.compare_run(run))
+    truth_body = label_truth.label_truth_section_body(run, label_truth.compare_run(run))
     standalone("label_truth.html", "LLM labels vs ground truth", truth_body)
     truth_section = _section(
         "label-truth", "LLM labels vs ground truth (concept world)", truth_body
     )
 
     mutual_section = _mutual_section(mutual, values, assets, standalone, n_examples)
-    attribution_section = stage_sections.attribution_section(
+    attribution_section = attribution_video_sections.attribution_section(
         attribution, assets, standalone, _figure
     )
-    video_section = stage_sections.video_section(video_run, assets, standalone, _figure)
-    extra = stage_sections.provenance(
+    video_section = attribution_video_sections.video_section(video_run, assets, standalone, _figure)
+    extra = attribution_video_sections.provenance(
         run.layout, [m.key for m in run.models], attribution.datasets, video_run.sets
     )
 

@@ -4,13 +4,9 @@ from __future__ import annotations
 
 import logging
 
+from clipconcepts.steps import add_model_args, add_prune_set_args, json_arg, load_model, prune_sets
+
 log = logging.getLogger("clipconcepts")
-
-
-def _json(text: str):
-    from clipconcepts.cli import _json as parse
-
-    return parse(text)
 
 
 def _clips_args(p):
@@ -28,15 +24,10 @@ def _clips(args):
 
 
 def _eval_args(p):
-    from clipconcepts.cli import prune_set_args
-
-    p.add_argument("--arch", required=True, help="open_clip model name or model-config .json")
-    p.add_argument("--pretrained", default=None, help="pretrained tag or checkpoint path")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--precision", default="fp32")
+    add_model_args(p)
     p.add_argument("--dataset", required=True, help="config key under video.datasets")
-    p.add_argument("--dataset-spec", type=_json, required=True, help="its entry as JSON")
-    prune_set_args(p)
+    p.add_argument("--dataset-spec", type=json_arg, required=True, help="its entry as JSON")
+    add_prune_set_args(p)
     p.add_argument("--batch-size", type=int, default=16, help="videos per batch")
     p.add_argument("--frame-batch-size", type=int, default=256, help="frames per forward")
     p.add_argument("--num-workers", type=int, default=0, help="decoding processes")
@@ -50,20 +41,12 @@ def _eval_args(p):
 
 
 def _eval(args):
-    import torch
-
-    from clipconcepts.cli import prune_sets
-    from clipconcepts.models import load_clip
     from clipconcepts.video.datasets import video_dataset_from_spec
     from clipconcepts.video.evaluate import evaluate_video_retrieval, write_video_results
 
     # read the annotations first: a missing file stops the job before the model loads
     dataset = video_dataset_from_spec(args.dataset, args.dataset_spec)
-    device = args.device
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        log.warning("device %s requested but CUDA is not available: using cpu", device)
-        device = "cpu"
-    clip = load_clip(args.arch, args.pretrained or None, device=device, precision=args.precision)
+    clip = load_model(args)
     sets = prune_sets(args, clip)
     log.info("%r on %r", clip, dataset)
     results = evaluate_video_retrieval(

@@ -18,8 +18,8 @@ import torch
 from clipconcepts.mutual.concepts import CONCEPT_METHODS, assign_concepts
 from clipconcepts.mutual.foreground import foreground_masks
 from clipconcepts.mutual.information import MI_FORMS, removal_curve
+from clipconcepts.mutual.optimal_transport import select_descriptors
 from clipconcepts.mutual.towers import Tower, wrap_tower
-from clipconcepts.mutual.transport import select_descriptors
 from clipconcepts.mutual.visual_prompts import concept_ellipses, draw_prompts
 
 NO_FOREGROUND = "no_foreground"
