@@ -12,6 +12,7 @@ include: "rules/common.smk"
 # each stage's helpers (input functions, sets, settings), in pipeline order
 include: "rules/helpers/extract.smk"
 include: "rules/helpers/textspan.smk"
+include: "rules/helpers/llm.smk"
 include: "rules/helpers/prune.smk"
 include: "rules/helpers/mutual.smk"
 include: "rules/helpers/attribution.smk"

@@ -10,9 +10,12 @@ rule label:
             "llm/http.py",
             "llm/errors.py",
             "llm/cache.py",
+            "llm/usage.py",
         ),
     output:
-        f"{RESULTS}/{{model}}/labels.parquet",
+        labels=f"{RESULTS}/{{model}}/labels.parquet",
+        # calls, answers reused from the cache, tokens; the prompts in its metadata
+        usage=f"{RESULTS}/{{model}}/llm_usage/label.parquet",
     log:
         f"{LOGS}/{{model}}/label.log",
     localrule: True
@@ -34,7 +37,7 @@ rule label:
         "python -m clipconcepts label --textspans {input.textspans:q} --backend {params.backend:q}"
         " --cache-dir {params.cache:q} --max-concurrency {params.concurrency}"
         " --retry-invalid {params.retry_invalid} --max-invalid-fraction {params.max_invalid}"
-        " --out {output:q} > {log} 2>&1"
+        " --out {output.labels:q} --usage-out {output.usage:q} > {log} 2>&1"
 
 
 rule judge:
@@ -47,9 +50,11 @@ rule judge:
             "llm/http.py",
             "llm/errors.py",
             "llm/cache.py",
+            "llm/usage.py",
         ),
     output:
-        f"{RESULTS}/{{model}}/verdicts.parquet",
+        verdicts=f"{RESULTS}/{{model}}/verdicts.parquet",
+        usage=f"{RESULTS}/{{model}}/llm_usage/judge.parquet",
     log:
         f"{LOGS}/{{model}}/judge.log",
     localrule: True
@@ -71,7 +76,43 @@ rule judge:
         "python -m clipconcepts judge --labels {input.labels:q} --textspans {input.textspans:q}"
         " --judges {params.judges:q} --mode {params.mode} --cache-dir {params.cache:q}"
         " --max-concurrency {params.concurrency} --retry-invalid {params.retry_invalid}"
-        " --max-invalid-fraction {params.max_invalid} --out {output:q} > {log} 2>&1"
+        " --max-invalid-fraction {params.max_invalid} --out {output.verdicts:q}"
+        " --usage-out {output.usage:q} > {log} 2>&1"
+
+
+# Not part of the run: `snakemake --configfile ... -f llm_estimate` prints (in its log) and
+# writes the calls, tokens and cost labelling and judging every model will make, asking
+# nothing (judging before labelling: labels assumed). It needs the models' TEXTSPAN texts.
+rule llm_estimate:
+    input:
+        textspans=per_model(f"{RESULTS}/{{model}}/textspans.parquet"),
+        code=code("llm/usage.py", "llm_prices.py", "labelling.py", "judging.py"),
+    output:
+        f"{RESULTS}/llm_estimate.parquet",
+    log:
+        f"{LOGS}/llm_estimate.log",
+    # light (hashes requests, reads the cache): no cluster job for it
+    localrule: True
+    conda:
+        "../envs/llm.yaml"
+    params:
+        models=" ".join(HEAD_MODELS),
+        labeller=json.dumps(llm_backend_spec(config["llm"]["labeller"])),
+        judges=json.dumps([llm_backend_spec(name) for name in config["llm"]["judges"]]),
+        mode=config["llm"].get("judge_mode", "per_text"),
+        prompt=prompt_hash("label", "judge_text", "judge_head"),
+        cache=f"{RESULTS}/llm_cache",
+        retry_invalid=config["llm"].get("retry_invalid", False),
+        prices=llm_prices(),
+        currency=config["llm"].get("currency", "USD"),
+    message:
+        "estimate the LLM calls, tokens and cost of labelling and judging (asks nothing)"
+    shell:
+        "python -m clipconcepts llm-estimate --textspans {input.textspans:q}"
+        " --models {params.models} --labeller {params.labeller:q} --judges {params.judges:q}"
+        " --mode {params.mode} --cache-dir {params.cache:q}"
+        " --retry-invalid {params.retry_invalid} --prices {params.prices:q}"
+        " --currency {params.currency:q} --out {output:q} > {log} 2>&1"
 
 
 rule ccs:

@@ -14,7 +14,9 @@ rule mutual_descriptors:
             "llm/cache.py",
         ),
     output:
-        f"{RESULTS}/mutual/descriptors/{{mutual_set}}.parquet",
+        # source=llm: also the LLM usage table, `usage` (rules/helpers/llm.smk)
+        **descriptor_usage_output(),
+        bank=f"{RESULTS}/mutual/descriptors/{{mutual_set}}.parquet",
     log:
         f"{LOGS}/mutual/descriptors_{{mutual_set}}.log",
     localrule: True
@@ -36,6 +38,7 @@ rule mutual_descriptors:
         concurrency=config["llm"].get("max_concurrency", 4),
         retry_invalid=config["llm"].get("retry_invalid", False),
         max_invalid=config["llm"].get("max_invalid_fraction", 0.1),
+        usage=lambda wildcards, output: output.get("usage", ""),
     message:
         "descriptor bank of {wildcards.mutual_set} ({params.source})"
     shell:
@@ -44,14 +47,14 @@ rule mutual_descriptors:
         " --dataset {wildcards.mutual_set} --dataset-spec {params.spec:q}"
         " --cache-dir {params.cache:q} --max-concurrency {params.concurrency}"
         " --retry-invalid {params.retry_invalid} --max-invalid-fraction {params.max_invalid}"
-        " --out {output:q} > {log} 2>&1"
+        " --usage-out={params.usage:q} --out {output.bank:q} > {log} 2>&1"
 
 
 rule mutual:
     input:
         model=model_files,
         data=mutual_set_files,
-        descriptors=rules.mutual_descriptors.output[0],
+        descriptors=rules.mutual_descriptors.output.bank,
         code=code(
             "mutual/cli.py",
             "mutual/run.py",
@@ -126,7 +129,7 @@ rule mutual:
 rule mutual_truth:
     input:
         images=rules.mutual.output.images,
-        descriptors=rules.mutual_descriptors.output[0],
+        descriptors=rules.mutual_descriptors.output.bank,
         data=mutual_set_files,
         code=code("mutual/descriptor_truth.py", "mutual/schemas.py"),
     output:

@@ -47,6 +47,8 @@ rule prune_eval:
         code=code(
             "evaluate/prune.py",
             "evaluate/strategies.py",
+            "published_heads.py",
+            "data/zeroshot_ccs_published_heads.json",
             "data/zeroshot.py",
             "data/images.py",
             "models/hooked.py",

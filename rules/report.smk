@@ -38,6 +38,11 @@ rule report:
         + mutual_outputs("faithfulness_truth"),
         # the head browser (rules/head_browser.smk): thumbnails, TEXTSPAN texts, head groups
         head_browser=head_browser_inputs(),
+        # what the LLM steps spent, and the prompts they recorded (rules/helpers/llm.smk)
+        llm_usage=llm_usage_files(),
+        # the setup section names the text bank (its provenance) and the datasets' classes; the
+        # CCS-vs-truth section reads its texts' families (concept world)
+        textbank=[f"{RESULTS}/textbank.parquet"] if HEAD_MODELS else [],
         code=code(
             "report/cli.py",
             "report/html.py",
@@ -51,6 +56,7 @@ rule report:
             "report/effects.py",
             "report/verdicts.py",
             "report/label_truth.py",
+            "report/ccs_truth.py",
             "report/mutual_inputs.py",
             "report/mutual_tables.py",
             "report/mutual_figures.py",
@@ -63,6 +69,12 @@ rule report:
             "report/video_tables.py",
             "report/video_figures.py",
             "report/attribution_video_sections.py",
+            "report/llm_usage.py",
+            "llm_prices.py",
+            "report/setup_tables.py",
+            "published_heads.py",
+            "data/zeroshot_ccs_published_heads.json",
+            "textbank.py",
             "attribution/schemas.py",
             "schemas.py",
         )
@@ -107,6 +119,11 @@ rule report:
         mutual_sets=" ".join(MUTUAL_SETS),
         attribution_sets=" ".join(REPORT_ATTRIBUTION_SETS),
         video_sets=" ".join(REPORT_VIDEO_SETS),
+        dataset_families=json.dumps(conceptworld_dataset_families(), sort_keys=True),
+        llm_prices=llm_prices(),
+        llm_currency=config["llm"].get("currency", "USD"),
+        dataset_kinds=report_dataset_kinds(),
+        prune_strategies=" ".join(knob("prune", "strategies", PRUNE_STRATEGIES)),
     message:
         "the results report of run {RUN}"
     shell:
@@ -117,4 +134,8 @@ rule report:
         " --claims-level {params.claims_level} --claims-min-effect {params.claims_min_effect}"
         " --claims-seed {params.claims_seed} {params.claims_enabled} --mutual-sets {params.mutual_sets}"
         " --attribution-sets {params.attribution_sets} --video-sets {params.video_sets}"
+        " --dataset-families {params.dataset_families:q}"
+        " --llm-usage {input.llm_usage:q} --llm-prices {params.llm_prices:q}"
+        " --llm-currency {params.llm_currency:q}"
+        " --dataset-kinds {params.dataset_kinds:q} --prune-strategies {params.prune_strategies}"
         " --out {output.html:q} --assets-dir {params.assets_dir:q} > {log} 2>&1"

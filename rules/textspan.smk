@@ -1,18 +1,38 @@
+rule textbank_download:
+    input:
+        code=code("textbank_download.py"),
+    output:
+        TEXTBANK_AUTHORS_FILE,
+    log:
+        f"{LOGS}/textbank_download.log",
+    # on the machine that runs Snakemake (compute nodes may have no internet)
+    localrule: True
+    conda:
+        "../envs/llm.yaml"
+    params:
+        url=textbank_url(),
+        sha256=knob("textbank", "sha256", ""),
+        timeout=knob("textbank", "timeout_s", 60),
+    message:
+        "download the text bank {params.url} (SHA-256 checked)"
+    shell:
+        "python -m clipconcepts textbank-download --url {params.url:q}"
+        " --sha256={params.sha256:q} --timeout {params.timeout} --out {output:q} > {log} 2>&1"
+
+
 rule textbank:
     input:
-        files=(
-            [config["textbank"]["path"]]
-            if config["textbank"]["source"] == "file"
-            else []
-        ),
-        code=code("textbank.py", "llm/bank.py")
+        files=textbank_files(),
+        code=code("textbank.py", "llm/bank.py", "textbank_download.py")
         + (
             code("conceptworld/textbank.py")
             if config["textbank"]["source"] == "conceptworld"
             else []
         ),
     output:
-        f"{RESULTS}/textbank.parquet",
+        # source=generate: also the LLM usage table, `usage` (rules/helpers/llm.smk)
+        **textbank_usage_output(),
+        bank=f"{RESULTS}/textbank.parquet",
     log:
         f"{LOGS}/textbank.log",
     localrule: True
@@ -23,19 +43,21 @@ rule textbank:
     params:
         **textbank_params(),
         cache=f"{RESULTS}/llm_cache",
+        usage=lambda wildcards, output: output.get("usage", ""),
     message:
         "resolve the text bank ({params.source})"
     shell:
         "python -m clipconcepts textbank --source {params.source} --path={params.path:q}"
+        " --url={params.url:q} --sha256={params.sha256:q}"
         " --generate-n {params.n} --generate-batch {params.batch}"
         " --backend={params.backend:q} --cache-dir {params.cache:q}"
         " --retry-invalid {params.retry_invalid} --max-invalid-fraction {params.max_invalid}"
-        " --out {output:q} > {log} 2>&1"
+        " --usage-out={params.usage:q} --out {output.bank:q} > {log} 2>&1"
 
 
 rule embed_texts:
     input:
-        bank=rules.textbank.output[0],
+        bank=rules.textbank.output.bank,
         model=model_files,
         code=code("models/hooked.py", "models/loading.py"),
     output:

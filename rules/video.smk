@@ -86,6 +86,7 @@ rule video_eval:
         num_workers=knob("video", "num_workers", 0),
         sets_per_pass=knob("video", "sets_per_pass", 8),
         ties=knob("video", "ties", "pessimistic"),
+        protocol=knob("video", "protocol", "ccs"),
     message:
         "zero-shot video retrieval of {wildcards.model} on {wildcards.video_set}: {params.plan}"
     shell:
@@ -98,6 +99,7 @@ rule video_eval:
         " --concept-heads {params.concept_heads} --manual {params.manual:q}"
         " --batch-size {params.batch_size} --frame-batch-size {params.frame_batch_size}"
         " --num-workers {params.num_workers} --sets-per-pass {params.sets_per_pass}"
-        " --ties {params.ties} --out {output.prune:q} --retrieval-out {output.retrieval:q}"
+        " --ties {params.ties} --protocol {params.protocol}"
+        " --out {output.prune:q} --retrieval-out {output.retrieval:q}"
         " --items-out {output.outcomes:q}"
         " > {log} 2>&1"

@@ -11,6 +11,10 @@ Transport garbage, all with HTTP 200 (what a broken server or proxy sends; not a
   ("payload", obj)        -> `obj` as the JSON body, e.g. {} or {"choices": []}
   ("raw", (ctype, text))  -> `text` as the body with Content-Type `ctype` (None: no header)
 `fail_after = k` makes every request after k successful answers fail with HTTP 400.
+
+Every completion reports `usage`: prompt tokens = the words of the request's messages, completion
+tokens = the words of the answer (`token_counts`); `usages` lists them per completion sent.
+`report_usage = False` leaves the field out (a server that reports no tokens).
 """
 
 from __future__ import annotations
@@ -50,6 +54,8 @@ class FakeOpenAIServer:
         self.headers: list[dict[str, str]] = []
         self.n_answered = 0
         self.fail_after: int | None = None
+        self.report_usage = True
+        self.usages: list[tuple[int, int]] = []  # (prompt, completion) per completion sent
         self._lock = threading.Lock()
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._httpd.daemon_threads = True
@@ -137,15 +143,28 @@ class FakeOpenAIServer:
                 if kind == "raw":
                     self._send_raw(200, *arg)
                     return
+                reply = completion(body, arg)
                 with server._lock:
                     server.n_answered += 1
-                self._send(200, completion(body, arg))
+                    if server.report_usage:
+                        usage = reply["usage"]
+                        server.usages.append((usage["prompt_tokens"], usage["completion_tokens"]))
+                    else:
+                        del reply["usage"]
+                self._send(200, reply)
 
         return Handler
 
 
+def token_counts(body: dict[str, Any], content: str) -> tuple[int, int]:
+    """The fake's token counts: words of the messages, words of the answer."""
+    prompt = sum(len(str(m.get("content") or "").split()) for m in body.get("messages", []))
+    return prompt, len(content.split())
+
+
 def completion(body: dict[str, Any], content: str) -> dict[str, Any]:
     """A well-formed chat completion whose message content is `content`."""
+    prompt, answer = token_counts(body, content)
     return {
         "id": "chatcmpl-fake",
         "object": "chat.completion",
@@ -158,5 +177,9 @@ def completion(body: dict[str, Any], content: str) -> dict[str, Any]:
                 "finish_reason": "stop",
             }
         ],
-        "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+        "usage": {
+            "prompt_tokens": prompt,
+            "completion_tokens": answer,
+            "total_tokens": prompt + answer,
+        },
     }

@@ -326,6 +326,8 @@ def write_video_items(path: Path, r1: dict[tuple[str, int], float], n: int = 400
                         "query": range(n),
                         "query_id": [f"v{i}" for i in range(n)],
                         "rank": ranks,
+                        "n_higher": (ranks - 1).astype(int),  # no ties
+                        "n_tied": 0,
                     },
                     schema=VIDEO_ITEMS,
                 )

@@ -175,8 +175,10 @@ def test_empty_groups_give_empty_sets():
         concept_groups=GROUPS,
         concept_pairs=[("locations", "animals")],
     )
-    assert [s.n_heads for s in sets] == [0, 0, 0, 0]
+    # high, random, the pair's two concept sets and its random set (seed 0): all empty
+    assert [s.n_heads for s in sets] == [0, 0, 0, 0, 0]
     assert [s.strategy for s in sets][:2] == ["high", "random"]
+    assert sets[-1].strategy == "concept-random:locations:vs:animals"
 
 
 def test_manual_lists_and_bad_names():

@@ -143,6 +143,45 @@ def test_relevance_filter_is_strict_mean_minus_offset():
     assert sorted(sel.ids) == [0, 1]
 
 
+def _one_concept_case():
+    """6 unit descriptors whose logits with the single concept fall with their index."""
+    gen = torch.Generator().manual_seed(3)
+    concept = torch.nn.functional.normalize(torch.randn(1, 8, generator=gen), dim=-1)
+    noise = torch.nn.functional.normalize(torch.randn(6, 8, generator=gen), dim=-1)
+    weights = torch.tensor([0.95, 0.9, 0.85, 0.2, 0.1, 0.0])[:, None]
+    desc = torch.nn.functional.normalize(weights * concept + (1 - weights) * noise, dim=-1)
+    image = torch.nn.functional.normalize(torch.randn(1, 8, generator=gen), dim=-1)
+    return concept, image, desc
+
+
+def test_single_concept_picks_by_its_logits_or_the_authors_tie_order():
+    concept, image, desc = _one_concept_case()
+    logits = (concept @ desc.T)[0]
+    assert logits.argsort(descending=True)[:3].tolist() == [0, 1, 2]
+    kwargs = {"top_k": 6, "relevance_offset": 10.0, "per_concept": 3}  # every descriptor kept
+    (sel,) = select_descriptors([concept], image, desc, desc, **kwargs)
+    assert sorted(sel.ids) == [0, 1, 2] and sel.concept_top == [0]
+    # D_v is ordered by relevance to the image, as every D_v
+    assert sel.relevance == sorted(sel.relevance, reverse=True)
+    # the authors' rule: the one-row plan is all ones after the column step, any 3 tie
+    plan = sinkhorn(concept @ desc.T, iterations=50)
+    assert torch.equal(plan, torch.ones_like(plan))
+    (theirs,) = select_descriptors([concept], image, desc, desc, single_concept="authors", **kwargs)
+    assert sorted(theirs.ids) == sorted(plan.topk(3, dim=1).indices[0].tolist())
+    with pytest.raises(ValueError, match="mutual.single_concept"):
+        select_descriptors([concept], image, desc, desc, single_concept="first", **kwargs)
+
+
+def test_single_concept_rule_leaves_several_concepts_alone():
+    concept, image, desc = _one_concept_case()
+    two = torch.cat([concept, desc[3:4]])  # a second concept: the plan carries information
+    kwargs = {"top_k": 6, "relevance_offset": 10.0, "per_concept": 2, "iterations": 200}
+    (ours,) = select_descriptors([two], image, desc, desc, **kwargs)
+    (theirs,) = select_descriptors([two], image, desc, desc, single_concept="authors", **kwargs)
+    assert ours.ids == theirs.ids and ours.concept_top == theirs.concept_top
+
+
+# ------------------------------------------------------------------------------ foreground
 # ------------------------------------------------------------------------------ foreground
 
 
@@ -206,6 +245,41 @@ def test_concepts_group_planted_clusters():
     assert kmeans_concepts(x[:1], 5).tolist() == [0] and pca_concepts(x[:1], 5).tolist() == [0]
 
 
+_PCA_IN_A_PROCESS = """
+import json, sys
+import numpy as np
+from clipconcepts.mutual.concepts import pca_concepts
+np.random.seed(int(sys.argv[1]))  # the global state a randomized solver would follow
+x = np.random.default_rng(0).normal(size=(800, 600))  # large enough for sklearn's randomized
+print(json.dumps(pca_concepts(x, 5, seed=0).tolist()))
+"""
+
+
+def test_pca_labels_identical_across_two_processes():
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import clipconcepts
+
+    env = {**os.environ, "PYTHONPATH": str(Path(clipconcepts.__file__).parents[1])}
+    runs = [
+        subprocess.run(
+            [sys.executable, "-c", _PCA_IN_A_PROCESS, str(state)],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=True,
+        )
+        for state in (1, 2)
+    ]
+    first, second = (json.loads(r.stdout) for r in runs)
+    assert len(first) == 800 and len(set(first)) == 5
+    assert first == second
+
+
 # ------------------------------------------------------------------------------ visual prompts
 
 
@@ -242,6 +316,28 @@ def test_fit_ellipse_on_a_region_and_tiny_region():
     assert fit_ellipse(np.zeros((8, 8), np.uint8)) is None
 
 
+def test_squash_is_bilinear_as_the_authors_or_bicubic():
+    from PIL import Image
+
+    from clipconcepts.mutual.run import squash_transform
+
+    rng = np.random.default_rng(0)
+    image = Image.fromarray(rng.integers(0, 256, (61, 97, 3), dtype=np.uint8))  # not 224
+    bilinear = squash_transform(224)(image)  # the default
+    bicubic = squash_transform(224, "bicubic")(image)
+    assert bilinear.shape == bicubic.shape == (3, 224, 224) and bilinear.dtype == torch.uint8
+    as_pil = {
+        mode: torch.from_numpy(np.array(image.resize((224, 224), mode))).permute(2, 0, 1)
+        for mode in (Image.BILINEAR, Image.BICUBIC)
+    }
+    assert torch.equal(bilinear, as_pil[Image.BILINEAR])  # torchvision's default Resize
+    assert torch.equal(bicubic, as_pil[Image.BICUBIC])
+    assert not torch.equal(bilinear, bicubic)
+    with pytest.raises(ValueError, match="mutual.resize"):
+        squash_transform(224, "nearest")
+
+
+# ------------------------------------------------------------------------------ per class
 # ------------------------------------------------------------------------------ per class
 
 
@@ -331,6 +427,11 @@ def test_run_writes_schema_and_resumes(tiny_clip, tmp_path):
     assert images["thumbnail"].drop_nulls().len() == 2 * 2  # 2 classes x 2 methods
     dataset_rows = summary.filter(pl.col("level") == "dataset")
     assert dataset_rows["n_images"].to_list() == [9, 9]
+    # images whose D_v came from one concept, per method
+    single = (pl.col("status") == "ok") & (pl.col("ellipses").list.len() == 1)
+    for row in dataset_rows.iter_rows(named=True):
+        method = images.filter(pl.col("method") == row["method"])
+        assert row["n_single_concept"] == method.filter(single).height
     assert not (out / "images.parquet.parts").exists()
     # a crash after one class: the rerun skips it (its part is reused as is)
     parts = out / "images.parquet.parts"

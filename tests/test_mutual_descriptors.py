@@ -390,3 +390,27 @@ def test_step_file_source_and_missing_file(tmp_path):
         _run_step(["--source", "file", "--path", str(tmp_path / "nope.txt"), "--out", str(out)])
     with pytest.raises(ValueError, match="backend"):
         _run_step(["--source", "llm", "--out", str(out)])
+
+
+def test_step_writes_its_llm_usage_and_dry_runs_without_asking(tmp_path, capsys):
+    root = _conceptworld_set(tmp_path / "cw", "color", ["red", "green", "blue"])
+    spec = json.dumps({"kind": "conceptworld", "family": "color", "root": str(root)})
+    backend = json.dumps({"backend": "offline", "lexicon": "conceptworld"})
+    argv = ["--source", "llm", "--backend", backend, "--cache-dir", str(tmp_path / "cache")]
+    argv += ["--dataset", "color", "--dataset-spec", spec]
+    _run_step([*argv, "--dry-run", "--out", str(tmp_path / "dry.parquet")])
+    assert "3 calls to make, 0 answered by the cache" in capsys.readouterr().out
+    assert not (tmp_path / "dry.parquet").exists() and not (tmp_path / "cache").exists()
+    usage = tmp_path / "usage.parquet"
+    _run_step([*argv, "--usage-out", str(usage), "--out", str(tmp_path / "bank.parquet")])
+    row = pl.read_parquet(usage).row(0, named=True)
+    assert (row["step"], row["kind"], row["answers"], row["prompt_tokens"]) == (
+        "mutual-descriptors",
+        "offline",
+        3,
+        0,
+    )
+    meta = pq.read_schema(usage).metadata[b"clipconcepts.prompts"]
+    assert json.loads(meta)[DESCRIBE_TASK]["user"] == P1.replace("{}", "{category}")
+    _run_step([*argv, "--dry-run", "--out", str(tmp_path / "dry.parquet")])
+    assert "0 calls to make, 3 answered by the cache" in capsys.readouterr().out

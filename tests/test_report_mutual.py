@@ -90,6 +90,7 @@ def _meta(model: str, mutual_set: str, mi_form: str = "eq9") -> dict:
     return {
         "mi_form": mi_form,
         "text_side": "predicted",
+        "single_concept": "logits",
         "model": model,
         "dataset": mutual_set,
         "image_size": IMAGE_SIZE[mutual_set],
@@ -112,7 +113,12 @@ def write_summary(run: Path, model: str, mutual_set: str, mi_form: str = "eq9") 
     top1, methods = NUMBERS[model, mutual_set]
     rows = []
     for method, (mi, auc, no_fg, empty) in methods.items():
-        common = {"method": method, "n_no_foreground": no_fg, "n_empty_intersection": empty}
+        common = {
+            "method": method,
+            "n_no_foreground": no_fg,
+            "n_empty_intersection": empty,
+            "n_single_concept": no_fg + 10,
+        }
         rows.append(
             {
                 "level": "dataset",
@@ -257,6 +263,17 @@ def test_table_holds_the_dataset_numbers(built):
             expected = str(counts[0]) if len(set(counts)) == 1 else f"{counts[0]} / {counts[1]}"
             (cell,) = section.find_all("span", cls="ours", metric=column, **data)
             assert cell.text() == expected
+        # images with a single concept, and their share of the 40 images
+        counts = [v[2] + 10 for v in methods.values()]
+        shares = [f"{100 * c / 40:.0f}%" for c in counts]
+        expected = (
+            f"{counts[0]} ({shares[0]})"
+            if len(set(counts)) == 1
+            else f"{counts[0]} / {counts[1]} ({shares[0]} / {shares[1]})"
+        )
+        (cell,) = section.find_all("span", cls="ours", metric="n_single_concept", **data)
+        assert cell.text() == expected
+    assert "taken from their concept's top descriptors by its logits" in section.text()
 
 
 def test_paper_values_beside_matched_models_on_the_paper_dataset(built):

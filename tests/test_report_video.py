@@ -6,6 +6,7 @@ and reports where the stage did not run or left no file."""
 
 from __future__ import annotations
 
+import html
 import statistics
 from pathlib import Path
 
@@ -61,6 +62,7 @@ def retrieval_frame(rows=ROWS) -> pl.DataFrame:
                     "n_candidates": N,
                     **{f"chance_{k}": v for k, v in CHANCE.items()},
                     "ties": "pessimistic",
+                    "protocol": "ccs",
                 }
             )
     return pl.DataFrame(records, schema=VIDEO_RETRIEVAL)
@@ -140,6 +142,7 @@ def test_chance_row_counts_and_empty_groups(built):
             assert float(cell.attrs["data-value"]) == v and cell.text() == f"{v:.1f}"
     text = section.text()
     assert f"{N} queries among {N} candidates" in text and "Ties ranked pessimistic" in text
+    assert "Protocol: ccs (the CCS authors' code" in html.unescape(text)
     low = [tr for tr in section.find_all("tr") if "Low CCS pruned" in tr.text()]
     assert "empty group: equal to original" in low[0].text()
     assert "2 heads" in [tr for tr in section.find_all("tr") if "High CCS" in tr.text()][0].text()

@@ -22,11 +22,14 @@ from clipconcepts.video.decode import (
     frame_indices,
     write_video,
 )
+from clipconcepts.video.evaluate import PROTOCOLS, first_captions, video_protocol
 from clipconcepts.video.metrics import (
     chance_recall,
     retrieval_metrics,
     summarise_ranks,
+    t2v_counts,
     t2v_ranks,
+    v2t_counts,
     v2t_ranks,
 )
 
@@ -92,6 +95,93 @@ def test_retrieval_metrics_rows():
         t2v_ranks(SIM, [0, 1, 2], ties="random")
     with pytest.raises(ValueError, match="outside"):
         t2v_ranks(SIM, [0, 1, 3])
+
+
+# captions x videos: video 0 has caption 0, video 1 captions 1 and 2, video 2 caption 3
+MULTI = torch.tensor(
+    [
+        [0.5, 0.3, 0.2],
+        [0.8, 0.9, 0.1],
+        [0.7, 0.2, 0.65],
+        [0.1, 0.4, 0.6],
+    ]
+)
+MULTI_OWNERS = [0, 1, 1, 2]
+
+
+def test_v2t_rules_of_the_two_protocols_by_hand():
+    # video 0: captions 1 and 2 (both video 1's) score above its own 0.5. `caption` (the CCS
+    # authors' code) counts both; `video` (CLIP4Clip) counts video 1 once, by its best caption
+    assert v2t_ranks(MULTI, MULTI_OWNERS, rule="caption").tolist() == [3, 1, 2]
+    assert v2t_ranks(MULTI, MULTI_OWNERS, rule="video").tolist() == [2, 1, 2]
+    caption = retrieval_metrics(MULTI, MULTI_OWNERS, v2t="caption")["v2t"]
+    video = retrieval_metrics(MULTI, MULTI_OWNERS, v2t="video")["v2t"]
+    assert caption["r1"] == video["r1"] == pytest.approx(100 / 3)  # same R@1
+    assert caption["mean_rank"] == pytest.approx(2.0) and video["mean_rank"] == pytest.approx(5 / 3)
+    # candidates: every caption vs every video with captions (one right video each)
+    assert (caption["n_candidates"], video["n_candidates"]) == (4, 3)
+    assert video["chance_r1"] == pytest.approx(100 / 3)
+    assert caption["chance_r1"] == pytest.approx(100 * (1 / 4 + 2 / 4 + 1 / 4) / 3)  # g / N
+    # text to video is the same under both rules
+    assert t2v_ranks(MULTI, MULTI_OWNERS).tolist() == [1, 1, 3, 1]
+    with pytest.raises(ValueError, match="v2t rule"):
+        v2t_counts(MULTI, MULTI_OWNERS, rule="best")
+
+
+def test_protocols_state_their_three_choices():
+    assert PROTOCOLS["ccs"].renormalise is False and PROTOCOLS["ccs"].captions == "first"
+    assert PROTOCOLS["ccs"].v2t == "caption"
+    assert PROTOCOLS["clip4clip"].renormalise is True and PROTOCOLS["clip4clip"].v2t == "video"
+    assert PROTOCOLS["clip4clip"].captions == "all"
+    with pytest.raises(ValueError, match="video.protocol"):
+        video_protocol("msrvtt")
+    # the ccs protocol keeps each video's first caption, in caption order
+    assert first_captions([2, 0, 2, 1, 0, 1]) == [0, 1, 3]
+    keep = first_captions(MULTI_OWNERS)
+    assert keep == [0, 1, 3]
+    # on its one-caption-per-video matrix the two v2t rules agree
+    one = MULTI[keep]
+    assert v2t_ranks(one, [0, 1, 2], rule="caption").tolist() == (
+        v2t_ranks(one, [0, 1, 2], rule="video").tolist()
+    )
+
+
+@pytest.mark.parametrize("rule", ["caption", "video"])
+def test_all_tied_matrix_gives_the_expected_recall(rule):
+    n = 8
+    sim = torch.full((n, n), 0.25)
+    m = retrieval_metrics(sim, list(range(n)), ties="average", v2t=rule)
+    for direction in ("t2v", "v2t"):
+        row = m[direction]
+        assert row["r1"] == pytest.approx(100 / n)  # not 0: a random order finds 1 in N
+        assert row["r5"] == pytest.approx(100 * 5 / n)
+        assert row["r10"] == row["r50"] == pytest.approx(100.0)
+        assert row["mean_rank"] == pytest.approx((n + 1) / 2)
+        assert row["r1"] == pytest.approx(row["chance_r1"])
+    assert retrieval_metrics(sim, list(range(n)), ties="pessimistic", v2t=rule)["t2v"]["r1"] == 0
+    assert retrieval_metrics(sim, list(range(n)), ties="optimistic", v2t=rule)["t2v"]["r1"] == 100
+
+
+def test_average_hits_equal_every_tie_break_enumerated():
+    """The `average` hit at K is exact: it equals the mean over every tie-breaking order."""
+    import itertools
+
+    rng = np.random.default_rng(0)
+    sim = torch.tensor(rng.integers(0, 3, size=(6, 5)), dtype=torch.float32)  # many ties
+    owners = [0, 1, 2, 3, 4, 0]
+    counts = t2v_counts(sim, owners)
+    orders = list(itertools.permutations(range(5)))  # tie-break: lower position ranks first
+
+    def rank(row, v, order):
+        ahead = [row[u] > row[v] or (row[u] == row[v] and order[u] < order[v]) for u in range(5)]
+        return 1 + sum(ahead[u] for u in range(5) if u != v)
+
+    ranks = [[rank(sim[t], v, order) for order in orders] for t, v in enumerate(owners)]
+    for k in (1, 2, 3):
+        expected = [np.mean([r <= k for r in per_order]) for per_order in ranks]
+        assert counts.hits(k, "average") == pytest.approx(expected)
+    # the mean rank over the orders is the `average` rank
+    assert counts.rank("average") == pytest.approx([np.mean(r) for r in ranks])
 
 
 # ---------------------------------------------------------------------------- frame sampling

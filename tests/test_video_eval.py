@@ -191,6 +191,80 @@ def test_conceptworld_retrieval_beats_chance_cheaply(clips):
     assert t2v["median_rank"] <= 3
 
 
+def test_pooling_without_renormalisation_is_the_plain_mean():
+    # the CCS authors' code: the mean of the normalised frames, not normalised again
+    frames = torch.tensor([[[3.0, 0.0], [0.0, 1.0], [5.0, 5.0]]])
+    pooled = pool_frames(frames, [2, 1], renormalise=False)
+    assert pooled[0, 0].tolist() == pytest.approx([0.5, 0.5])  # norm 0.71: its frames differ
+    assert pooled[0, 1].tolist() == pytest.approx([2**-0.5, 2**-0.5])
+
+
+class FlatOracle(ColourOracle):
+    """Every frame and every caption embeds the same: every similarity ties."""
+
+    def encode_image_multi(self, images, prune_sets, sets_per_pass=8):
+        return torch.ones(len(prune_sets), len(images), self.embed_dim)
+
+    def encode_text(self, texts, normalize=True, batch_size=256):
+        return F.normalize(torch.ones(len(texts), self.embed_dim), dim=-1)
+
+
+def _two_captions(clips):
+    """The clips with a second, uninformative caption per video (after all the first ones)."""
+    from dataclasses import replace
+
+    ds = build_video_dataset("clips", "conceptworld", clips, n_frames=2)
+    return replace(
+        ds,
+        captions=ds.captions + ["a video"] * ds.n_videos,
+        caption_video=np.concatenate([ds.caption_video, ds.caption_video]),
+    )
+
+
+def test_protocols_choose_captions_and_the_v2t_candidates(clips):
+    ds = _two_captions(clips)
+    runs = {
+        name: evaluate_video_retrieval(
+            ColourOracle(), ds, _sets()[:1], protocol=name, progress=False
+        )
+        for name in ("ccs", "clip4clip")
+    }
+    counts = {
+        name: res.retrieval.select("direction", "n_queries", "n_candidates", "protocol").rows()
+        for name, res in runs.items()
+    }
+    # ccs: each video's first caption (24 queries; v2t among the 24 captions)
+    assert counts["ccs"] == [("t2v", 24, 24, "ccs"), ("v2t", 24, 24, "ccs")]
+    # clip4clip: every caption (48 queries; v2t among the 24 videos, by their best caption)
+    assert counts["clip4clip"] == [("t2v", 48, 24, "clip4clip"), ("v2t", 24, 24, "clip4clip")]
+    items = runs["ccs"].items.filter(pl.col("direction") == "t2v")
+    assert items["query_id"].to_list() == ds.video_ids  # the first captions, in order
+    # the uninformative second captions only enter clip4clip's text-to-video queries
+    t2v = {n: r.retrieval.filter(pl.col("direction") == "t2v")["r5"][0] for n, r in runs.items()}
+    assert t2v["ccs"] > t2v["clip4clip"]
+
+
+@pytest.mark.parametrize("protocol", ["ccs", "clip4clip"])
+def test_all_tied_retrieval_gives_the_expected_recall(clips, protocol):
+    ds = build_video_dataset("clips", "conceptworld", clips, n_frames=2)
+    res = evaluate_video_retrieval(
+        FlatOracle(), ds, _sets()[:1], ties="average", protocol=protocol, progress=False
+    )
+    n = ds.n_videos
+    for row in res.retrieval.iter_rows(named=True):
+        assert row["r1"] == pytest.approx(100 / n) and row["r5"] == pytest.approx(500 / n)
+        assert row["mean_rank"] == pytest.approx((n + 1) / 2)
+    assert res.prune["top1"][0] == pytest.approx(100 / n)
+    # the per-query counts give the table's recalls: mean of clip((K - higher) / (tied + 1))
+    items = res.items
+    assert items["n_higher"].unique().to_list() == [0]
+    assert items["n_tied"].unique().to_list() == [n - 1]
+    again = items.group_by("direction", maintain_order=True).agg(
+        (100 * ((1 - pl.col("n_higher")) / (pl.col("n_tied") + 1)).clip(0, 1).mean()).alias("r1")
+    )
+    assert again["r1"].to_list() == pytest.approx(res.retrieval["r1"].to_list())
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(
     not (DEMO_MODEL / "checkpoint.pt").exists(), reason="the demo's trained model is not built"

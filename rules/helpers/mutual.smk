@@ -60,6 +60,8 @@ def mutual_settings():
         "text_side": ("text_side", "predicted"),
         "mi_form": ("mi_form", "eq9"),
         "batch_size": ("batch_size", 256),
+        "resize": ("resize", "bilinear"),
+        "single_concept": ("single_concept", "logits"),
     }
     return json.dumps(
         {field: knob("mutual", key, default) for field, (key, default) in keys.items()},

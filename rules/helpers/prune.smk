@@ -50,6 +50,8 @@ def strategy_plan(stage, pairs):
                 ] + [f"concept-random:{target}:vs:{unrelated}/seed{s}" for s in seeds]
         elif strategy == "manual":
             plan += [f"manual:{name}" for name in knob("prune", "manual", {})]
+        elif strategy == "published":  # the authors' lists, where the model has them
+            plan += ["published:high", "published:low"]
         else:
             plan.append(strategy)
     return plan

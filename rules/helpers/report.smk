@@ -13,9 +13,25 @@ def report_models():
     )
 
 
+def report_dataset_kinds():
+    """Dataset -> its kind (the report's setup section says which set ran)."""
+    kinds = {key: spec["kind"] for key, spec in section("datasets").items()}
+    return json.dumps(kinds, sort_keys=True)
+
+
 def ood_datasets():
     """Datasets flagged `ood: true`: the report tests the paper's OOD claim on them."""
     return [key for key, spec in section("datasets").items() if spec.get("ood", False)]
+
+
+def conceptworld_dataset_families():
+    """The concept world's in-domain datasets -> the family their classes are (the report's
+    CCS-vs-truth section reads each head's true effect on its own family's set)."""
+    return {
+        key: spec["family"]
+        for key, spec in section("datasets").items()
+        if spec["kind"] == "conceptworld" and spec.get("family") and not spec.get("ood")
+    }
 
 
 # The report's standalone files (rules/report.smk), known once every stage's sets are: the

@@ -8,6 +8,7 @@ import logging
 from clipconcepts.llm.factory import backend_from_spec, open_cache
 from clipconcepts.steps import (
     add_llm_policy_args,
+    add_llm_usage_args,
     add_model_args,
     json_arg,
     load_model,
@@ -61,9 +62,15 @@ def _extract(args):
 
 def _textbank_args(p):
     p.add_argument(
-        "--source", choices=["default", "file", "generate", "conceptworld"], required=True
+        "--source",
+        choices=["default", "file", "generate", "conceptworld", "authors"],
+        required=True,
     )
-    p.add_argument("--path", default=None, help="source=file: one description per line")
+    p.add_argument(
+        "--path", default=None, help="source=file, authors (downloaded): one description per line"
+    )
+    p.add_argument("--url", default=None, help="source=authors: where the file came from")
+    p.add_argument("--sha256", default=None, help="source=authors: the file's SHA-256")
     p.add_argument("--generate-n", type=int, default=3000)
     p.add_argument("--generate-batch", type=int, default=50)
     p.add_argument(
@@ -71,18 +78,31 @@ def _textbank_args(p):
     )
     p.add_argument("--cache-dir", default=None)
     add_llm_policy_args(p)
+    add_llm_usage_args(p)  # source=generate: the usage table, the dry run
     p.add_argument("--out", required=True)
 
 
 def _textbank(args):
     from clipconcepts import textbank
 
+    if args.dry_run and args.source != "generate":
+        print(f"LLM estimate (dry run): text bank source {args.source} asks no LLM", flush=True)
+        return
+    path = None  # the file a bank is read from (its digest and lines go to the provenance)
     if args.source == "default":
         entries = textbank.default_textbank()
     elif args.source == "file":
         if not args.path:
             raise ValueError("textbank.source=file needs the config key textbank.path")
-        entries = textbank.read_textbank_file(args.path)
+        path = _checked_file(args.path, args.sha256) if args.sha256 else args.path
+        entries = textbank.read_textbank_file(path)
+    elif args.source == "authors":
+        if not args.path:
+            raise ValueError(
+                "textbank.source=authors needs the downloaded file (rule textbank_download)"
+            )
+        path = _checked_file(args.path, args.sha256)
+        entries = textbank.read_textbank_file(path)
     elif args.source == "conceptworld":
         from clipconcepts.conceptworld.textbank import conceptworld_textbank
 
@@ -92,17 +112,69 @@ def _textbank(args):
 
         if args.backend is None or not args.cache_dir:
             raise ValueError("textbank.source=generate needs an LLM backend and a cache dir")
+        backend = backend_from_spec(args.backend)
+        if args.dry_run:
+            _textbank_estimate(args, backend)
+            return
         with open_cache(args.cache_dir, args.retry_invalid) as cache:
             texts = generate_bank(
-                backend_from_spec(args.backend),
+                backend,
                 cache,
                 args.generate_n,
                 args.generate_batch,
                 max_invalid_fraction=args.max_invalid_fraction,
             )
+        if args.usage_out:
+            from clipconcepts.llm.bank import bank_prompts
+            from clipconcepts.llm.usage import write_usage
+
+            write_usage(args.usage_out, "textbank", [backend], cache.stats, bank_prompts())
         entries = [textbank.TextBankEntry(t, None) for t in texts]
-    textbank.write_textbank(entries, args.out)
+    provenance = textbank.bank_provenance(entries, args.source, path=path, url=args.url or None)
+    textbank.write_textbank(entries, args.out, provenance)
     log.info("text bank (%s): %d descriptions -> %s", args.source, len(entries), args.out)
+    log.info("provenance: %s", provenance)
+
+
+def _checked_file(path, sha256):
+    """A bank file whose digest is `textbank.sha256` (the downloaded authors' file is checked
+    again here; a `source: file` bank when the key is set)."""
+    from clipconcepts.textbank_download import SHA256_KEY, check_sha256, file_sha256
+
+    expected, got = check_sha256(sha256), file_sha256(path)
+    if got != expected:
+        raise ValueError(
+            f"{path}: SHA-256 {got} differs from the config key {SHA256_KEY} ({expected}); "
+            "fix the key, or replace the file (source authors: delete it, and the next run "
+            "downloads it again)"
+        )
+    return path
+
+
+def _textbank_download_args(p):
+    p.add_argument("--url", required=True, help="textbank.url")
+    p.add_argument("--sha256", required=True, help="textbank.sha256: the file's SHA-256")
+    p.add_argument("--timeout", type=float, default=60.0, help="seconds without an answer")
+    p.add_argument("--out", required=True)
+
+
+def _textbank_download(args):
+    from clipconcepts.textbank_download import download_checked
+
+    kept = download_checked(args.url, args.sha256, args.out, timeout=args.timeout)
+    log.info("text bank file: %d bytes, SHA-256 %s -> %s", kept.n_bytes, kept.sha256, kept.path)
+
+
+def _textbank_estimate(args, backend) -> None:
+    """`textbank --source generate --dry-run`: the calls generating the bank would make."""
+    from clipconcepts.llm.bank import bank_requests
+    from clipconcepts.llm.factory import read_cache
+    from clipconcepts.llm.usage import estimate_requests, print_estimate
+
+    requests = bank_requests(args.generate_n, args.generate_batch)
+    cache = read_cache(args.cache_dir, args.retry_invalid)
+    estimate = estimate_requests("textbank", backend, requests, cache)
+    print_estimate([("", estimate)], args.prices, args.currency)
 
 
 def _embed_texts_args(p):
@@ -171,7 +243,16 @@ STEPS = {
         _extract_args,
         _extract,
     ),
-    "textbank": ("resolve the text bank (default, file, LLM-generated)", _textbank_args, _textbank),
+    "textbank": (
+        "resolve the text bank (default, file, the authors', LLM-generated)",
+        _textbank_args,
+        _textbank,
+    ),
+    "textbank-download": (
+        "download a text-bank file (textbank.source: authors), kept only if its SHA-256 matches",
+        _textbank_download_args,
+        _textbank_download,
+    ),
     "embed-texts": (
         "embed the text bank (no template, L2-normalised)",
         _embed_texts_args,

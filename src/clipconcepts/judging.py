@@ -13,7 +13,7 @@ import polars as pl
 from clipconcepts.labelling import head_texts, valid_labels
 from clipconcepts.llm.backends import Backend, ask_many, check_invalid_share
 from clipconcepts.llm.cache import LLMCache
-from clipconcepts.llm.prompts import judge_head_request, judge_text_request
+from clipconcepts.llm.prompts import LLMRequest, judge_head_request, judge_text_request
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +85,25 @@ def judge_heads(
     return verdicts
 
 
+def _labelled(heads: pl.DataFrame) -> list[dict]:
+    return [h for h in heads.iter_rows(named=True) if h["label"] is not None]
+
+
+def _requests(labelled: list[dict], mode: str) -> list[LLMRequest]:
+    """Each judge's requests: per text, or per head, in head and rank order."""
+    if mode == "per_text":
+        return [judge_text_request(h["label"], t) for h in labelled for t in h["texts"]]
+    return [judge_head_request(h["label"], h["texts"]) for h in labelled]
+
+
+def judge_requests(labels: pl.DataFrame, textspans: pl.DataFrame, mode: str) -> list[LLMRequest]:
+    """The requests `judge_heads` sends each judge (none for a head without a valid label),
+    e.g. for a dry-run estimate."""
+    if mode not in JUDGE_MODES:
+        raise ValueError(f"unknown judging mode {mode!r}; use one of {JUDGE_MODES}")
+    return _requests(_labelled(_labelled_heads(labels, textspans)), mode)
+
+
 def _judge(
     heads: pl.DataFrame, judge: Backend, mode: str, cache: LLMCache, max_concurrency: int | None
 ) -> pl.DataFrame:
@@ -94,15 +113,14 @@ def _judge(
         row = (head["layer"], head["head"], rank, judge.name, head["label"], text, aligned)
         rows.append((*row, aligned is not None, key))
 
-    labelled = [h for h in heads.iter_rows(named=True) if h["label"] is not None]
+    labelled = _labelled(heads)
+    requests = _requests(labelled, mode)
     if mode == "per_text":
         pairs = [(h, r, t) for h in labelled for r, t in zip(h["ranks"], h["texts"], strict=True)]
-        requests = [judge_text_request(h["label"], t) for h, _, t in pairs]
         answers = ask_many(judge, requests, cache, max_concurrency, desc="judging texts")
         for (h, r, t), a in zip(pairs, answers, strict=True):
             add(h, r, t, a.data["aligned"] if a.valid else None, a.cache_key)
     else:
-        requests = [judge_head_request(h["label"], h["texts"]) for h in labelled]
         answers = ask_many(judge, requests, cache, max_concurrency, desc="judging heads")
         for h, a in zip(labelled, answers, strict=True):
             flags = a.data["aligned"] if a.valid else [None] * len(h["texts"])

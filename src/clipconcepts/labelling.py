@@ -8,7 +8,7 @@ import polars as pl
 
 from clipconcepts.llm.backends import Backend, ask_many, check_invalid_share
 from clipconcepts.llm.cache import LLMCache
-from clipconcepts.llm.prompts import label_request
+from clipconcepts.llm.prompts import LLMRequest, label_request
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +61,15 @@ def valid_labels(labels: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+def _requests(heads: pl.DataFrame) -> list[LLMRequest]:
+    return [label_request(texts) for texts in heads["texts"]]
+
+
+def label_requests(textspans: pl.DataFrame) -> list[LLMRequest]:
+    """The requests `label_heads` sends (one per head), e.g. for a dry-run estimate."""
+    return _requests(head_texts(textspans))
+
+
 def label_heads(
     textspans: pl.DataFrame,
     backend: Backend,
@@ -74,7 +83,7 @@ def label_heads(
     unusable has `valid=False` and a null label (its raw reply is in the cache file). More than
     `max_invalid_fraction` of the heads invalid raises TooManyInvalidError (answers stay cached)."""
     heads = head_texts(textspans)
-    requests = [label_request(texts) for texts in heads["texts"]]
+    requests = _requests(heads)
     answers = ask_many(backend, requests, cache, max_concurrency, desc="labelling heads")
     labels = pl.DataFrame(
         {

@@ -104,6 +104,8 @@ def prune_sets(args, clip):
         manual=args.manual or {},
         ccs_df=ccs,
         concept_heads=args.concept_heads,
+        arch=getattr(args, "arch", None),  # strategy published: the authors' lists of the model
+        pretrained=getattr(args, "pretrained", None),
     )
     for s in sets:
         log.info("prune set %s seed %d: %d heads %s", s.strategy, s.seed, s.n_heads, s.head_names)
@@ -118,6 +120,21 @@ def add_llm_policy_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--max-invalid-fraction", type=float, default=0.1, help="fail above this share invalid"
     )
+
+
+def add_llm_usage_args(p: argparse.ArgumentParser) -> None:
+    """What an LLM step spends: its usage table, and the dry run that estimates it."""
+    p.add_argument("--usage-out", default=None, help="the step's LLM usage table (Parquet)")
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="ask nothing and write nothing: print the calls the step would make and their "
+        "estimated tokens (and cost, with --prices)",
+    )
+    p.add_argument(
+        "--prices", type=json_arg, default=None, help="llm.prices as JSON (dry-run cost)"
+    )
+    p.add_argument("--currency", default="USD", help="llm.currency (dry-run cost)")
 
 
 def add_llm_args(p: argparse.ArgumentParser, what: str = "--backend") -> None:

@@ -10,10 +10,17 @@ the first. Everything is deterministic (no randomness, no set iteration).
 ``default_lexicon`` maps lowercase words and phrases to a family name, for the offline LLM backend's
 keyword baseline: items (leading article dropped), their plurals for countable items, and each
 family's generic keywords. Keys may be multi-word phrases; a matcher should prefer the longest.
+
+Every bank the workflow writes carries its provenance in the Parquet schema's metadata
+(``bank_provenance``: source, URL, file, its SHA-256 and lines, the texts' digest), which the
+report shows; ``textbank.source: authors`` reads the TEXTSPAN authors' file downloaded by
+``clipconcepts.textbank_download``.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 import re
@@ -31,12 +38,15 @@ log = logging.getLogger(__name__)
 __all__ = [
     "FAMILIES",
     "FAMILY_CAP",
+    "PROVENANCE_KEY",
     "TextBankEntry",
+    "bank_provenance",
     "dedupe",
     "default_lexicon",
     "default_textbank",
     "read_textbank_file",
     "read_textbank_parquet",
+    "read_textbank_provenance",
     "resolve_textbank",
     "write_textbank",
 ]
@@ -221,6 +231,12 @@ def default_lexicon() -> dict[str, str]:
 # ---------------------------------------------------------------------------- files
 
 
+def _file_lines(path: Path) -> list[str]:
+    """A bank file's description lines: blank lines and ``#`` comments skipped."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return [line for line in lines if line.strip() and not line.lstrip().startswith("#")]
+
+
 def read_textbank_file(path: str | os.PathLike[str]) -> list[TextBankEntry]:
     """Read a text bank: one description per line; blank lines and ``#`` comments skipped.
 
@@ -230,8 +246,7 @@ def read_textbank_file(path: str | os.PathLike[str]) -> list[TextBankEntry]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"text bank file not found: {path}")
-    lines = path.read_text(encoding="utf-8").splitlines()
-    texts = [line for line in lines if line.strip() and not line.lstrip().startswith("#")]
+    texts = _file_lines(path)
     unique = dedupe(texts)
     if not unique:
         raise ValueError(f"text bank file has no descriptions (only blank/comment lines): {path}")
@@ -249,18 +264,54 @@ _SCHEMA = pa.schema(
 )
 
 
-def write_textbank(entries: Sequence[TextBankEntry], path: str | os.PathLike[str]) -> Path:
-    """Write a bank to Parquet (``text_id:int32, text:str, family:str|null``), atomically."""
+# Schema metadata key of a bank's provenance (`bank_provenance`), as JSON.
+PROVENANCE_KEY = b"clipconcepts.textbank"
+
+
+def bank_provenance(
+    entries: Sequence[TextBankEntry],
+    source: str,
+    *,
+    path: str | os.PathLike[str] | None = None,
+    url: str | None = None,
+) -> dict:
+    """What names a bank in the report: its `source`, the `url` and file it was read from, the
+    file's `file_sha256` and description `lines` (blank and ``#`` lines aside), the
+    `n_texts` kept (duplicates dropped) and `texts_sha256`, the digest of the texts in order
+    (one per line, UTF-8), which identifies the bank of any source."""
+    texts = "\n".join(e.text for e in entries).encode("utf-8")
+    out: dict = {"source": source, "n_texts": len(entries)}
+    out["texts_sha256"] = hashlib.sha256(texts).hexdigest()
+    if url:
+        out["url"] = url
+    if path is not None:
+        path = Path(path)
+        out["path"] = str(path)
+        out["file_sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
+        out["lines"] = len(_file_lines(path))
+    return out
+
+
+def write_textbank(
+    entries: Sequence[TextBankEntry],
+    path: str | os.PathLike[str],
+    provenance: dict | None = None,
+) -> Path:
+    """Write a bank to Parquet (``text_id:int32, text:str, family:str|null``), atomically;
+    `provenance` (`bank_provenance`) goes to the schema metadata."""
     path = Path(path)
     if not entries:
         raise ValueError(f"refusing to write an empty text bank to {path}")
+    schema = _SCHEMA
+    if provenance is not None:
+        schema = schema.with_metadata({PROVENANCE_KEY: json.dumps(provenance, sort_keys=True)})
     table = pa.table(
         {
             "text_id": pa.array(range(len(entries)), pa.int32()),
             "text": pa.array([e.text for e in entries], pa.string()),
             "family": pa.array([e.family for e in entries], pa.string()),
         },
-        schema=_SCHEMA,
+        schema=schema,
     )
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
@@ -288,6 +339,13 @@ def read_textbank_parquet(path: str | os.PathLike[str]) -> list[TextBankEntry]:
     )
     rows = sorted(zip(ids, texts, families, strict=True), key=lambda row: row[0])
     return [TextBankEntry(text, family) for _, text, family in rows]
+
+
+def read_textbank_provenance(path: str | os.PathLike[str]) -> dict | None:
+    """The provenance `write_textbank` stored with a bank (None for a bank written without)."""
+    metadata = pq.read_schema(path).metadata or {}
+    raw = metadata.get(PROVENANCE_KEY)
+    return json.loads(raw) if raw else None
 
 
 def resolve_textbank(spec: str | os.PathLike[str]) -> list[TextBankEntry]:

@@ -12,7 +12,10 @@
   Beside them, one set per random seed of as many heads as the target's set, drawn from the
   analysed heads outside the target's concept group: `concept-random:{target}:vs:{unrelated}`,
   the chance baseline of the pair (`concept_random_name`);
-- `manual`: every list in `manual` (`{name: ["L11.H5", ...]}`) as `manual:{name}`.
+- `manual`: every list in `manual` (`{name: ["L11.H5", ...]}`) as `manual:{name}`;
+- `published`: the CCS authors' published high and low lists of the model (`arch`,
+  `pretrained`; `clipconcepts.published_heads`) as `published:high` and `published:low`, run
+  beside ours; a model without published lists gets no such sets (a log line says so).
 
 Concept groups. A head's label belongs to a group when one of the group's keywords occurs in it
 at the start of a word, case-insensitively (`location` matches "Locations", `geograph` matches
@@ -26,21 +29,26 @@ Empty groups are not errors: they give an empty set, evaluated and reported with
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from functools import cache
-from importlib import resources
 
 import numpy as np
 import polars as pl
 
+from clipconcepts.published_heads import (
+    PUBLISHED_KINDS,
+    find_published,
+    published_models,
+    published_strategy,
+)
+from clipconcepts.published_heads import published_head_lists as published_head_lists
+
 log = logging.getLogger(__name__)
 
 Head = tuple[int, int]
-STRATEGIES = ("original", "high", "low", "random", "concept", "manual")
+STRATEGIES = ("original", "high", "low", "random", "concept", "manual", "published")
 _HEAD_NAME = re.compile(r"^L(\d+)\.H(\d+)$")
 
 
@@ -163,13 +171,16 @@ def resolve_prune_sets(
     manual: dict[str, Sequence[str]] | None = None,
     ccs_df: pl.DataFrame | None = None,
     concept_heads: str = "high",
+    arch: str | None = None,
+    pretrained: str | None = None,
 ) -> list[PruneSet]:
     """The prune sets for `strategies` (names from `STRATEGIES`), in the order given.
 
     `layers` are the analysed (non-negative) layers; `head_groups_df` is `[group, layer, head]`
     (`ccs.head_groups`); `labels_df` is `[layer, head, label]`; CCS for ranking comes from
     `ccs_df`, else a `ccs` column of the other two frames. `concept_heads` is `high` (only
-    high-CCS heads form concept groups) or `all` (every labelled head).
+    high-CCS heads form concept groups) or `all` (every labelled head). `arch` and
+    `pretrained` (the open_clip model) pick the lists of `published`.
     """
     unknown = [s for s in strategies if s not in STRATEGIES]
     if unknown:
@@ -208,6 +219,8 @@ def resolve_prune_sets(
             )
         elif strategy == "manual":
             sets.extend(manual_sets(manual or {}, n_heads))
+        elif strategy == "published":
+            sets.extend(published_sets(arch, pretrained, n_heads, layers))
     for s in sets:
         if not s.heads and s.strategy != "original":
             log.warning(
@@ -327,35 +340,50 @@ def concept_sets(
 
 def manual_sets(manual: dict[str, Sequence[str]], n_heads: int) -> list[PruneSet]:
     """`manual:{name}` sets from head-name lists; a bad entry names the list and position."""
-    out = []
-    for name, heads in manual.items():
-        if isinstance(heads, str):
-            raise ValueError(f"manual[{name!r}] must be a list of head names, got a string")
-        parsed = []
-        for i, entry in enumerate(heads):
-            layer, head = parse_head(entry, where=f"manual[{name!r}][{i}]")
-            if head >= n_heads:
-                raise ValueError(
-                    f"manual[{name!r}][{i}]: {entry!r} names head {head}, but the model has "
-                    f"{n_heads} heads per layer"
-                )
-            parsed.append((layer, head))
-        out.append(PruneSet(f"manual:{name}", 0, _sorted_unique(parsed)))
-    return out
+    return [
+        PruneSet(f"manual:{name}", 0, _head_list(f"manual[{name!r}]", heads, n_heads))
+        for name, heads in manual.items()
+    ]
+
+
+def _head_list(where: str, heads: Sequence[str], n_heads: int) -> tuple[Head, ...]:
+    """Parsed, checked, sorted heads of a list of head names (errors name `where[i]`)."""
+    if isinstance(heads, str):
+        raise ValueError(f"{where} must be a list of head names, got a string")
+    parsed = []
+    for i, entry in enumerate(heads):
+        layer, head = parse_head(entry, where=f"{where}[{i}]")
+        if head >= n_heads:
+            raise ValueError(
+                f"{where}[{i}]: {entry!r} names head {head}, but the model has "
+                f"{n_heads} heads per layer"
+            )
+        parsed.append((layer, head))
+    return _sorted_unique(parsed)
 
 
 # ---------------------------------------------------------------------------- published lists
-@cache
-def _published() -> dict:
-    path = resources.files("clipconcepts.data").joinpath("zeroshot_ccs_published_heads.json")
-    return json.loads(path.read_text(encoding="utf-8"))
-
-
-def published_head_lists(arch: str, pretrained: str | None) -> dict[str, list[str]]:
-    """The CCS authors' published head lists (`high`, `low`, concept lists) for a model,
-    ready to pass as `manual`; raises KeyError listing the models they published."""
-    models = _published()["models"]
-    if arch not in models or (pretrained or "") not in models[arch]:
-        known = [f"{a}/{p}" for a, tags in models.items() for p in tags]
-        raise KeyError(f"no published CCS head lists for {arch}/{pretrained}; known: {known}")
-    return {k: list(v) for k, v in models[arch][pretrained].items()}
+def published_sets(
+    arch: str | None, pretrained: str | None, n_heads: int, layers: Sequence[int] = ()
+) -> list[PruneSet]:
+    """The authors' published high and low lists of a model as `published:high` and
+    `published:low` (`published_heads`); none, with a log line, for a model without lists."""
+    lists = find_published(arch, pretrained)
+    if lists is None:
+        log.warning(
+            "strategy 'published': no published CCS head lists for %s/%s (the authors published "
+            "lists for %s): no published sets for this model",
+            arch,
+            pretrained,
+            ", ".join(published_models()),
+        )
+        return []
+    out = []
+    for kind in PUBLISHED_KINDS:
+        name = published_strategy(kind)
+        heads = _head_list(name, lists[kind], n_heads)
+        outside = sorted({layer for layer, _ in heads} - set(layers))
+        if layers and outside:
+            log.warning("%s: heads in layers %s, outside the analysed layers", name, outside)
+        out.append(PruneSet(name, 0, heads))
+    return out

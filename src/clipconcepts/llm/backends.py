@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 
 from clipconcepts.llm.cache import LLMCache, cache_key
 from clipconcepts.llm.errors import LLMConfigError, TooManyInvalidError
-from clipconcepts.llm.http import Backend, OpenAIBackend
+from clipconcepts.llm.http import Backend, OpenAIBackend, Reply
 from clipconcepts.llm.prompts import (
     DESCRIBE_TASK,
     JUDGE_HEAD_TASK,
@@ -195,7 +195,11 @@ class OfflineBackend(Backend):
         family = self.matcher.family_of_label(label)
         return family is not None and family in self.matcher.families(text)
 
-    def complete(self, request: LLMRequest, messages: Sequence[Message]) -> str:
+    def complete(self, request: LLMRequest, messages: Sequence[Message]) -> Reply:
+        """The answer, using no tokens (no model is asked)."""
+        return Reply(self._answer(request), prompt_tokens=0, completion_tokens=0)
+
+    def _answer(self, request: LLMRequest) -> str:
         p = request.payload
         if request.task == LABEL_TASK:
             return json.dumps({"label": self.label(p["texts"])})
@@ -315,19 +319,35 @@ def ask(backend: Backend, request: LLMRequest, cache: LLMCache) -> LLMAnswer:
     if record is not None:
         answer = LLMAnswer.from_record(record, cached=True)
         cache.stats.add(backend.name, hits=1, invalid=int(not answer.valid))
+        usage = record_usage(record)
+        if usage is None:
+            cache.stats.add(backend.name, unknown_usage=1)
+        else:
+            cache.stats.add(
+                backend.name,
+                cached_prompt_tokens=usage["prompt_tokens"],
+                cached_completion_tokens=usage["completion_tokens"],
+            )
         return answer
 
     replies = [backend.call(request, request.messages, cache.stats)]
-    data, error = parse_answer(request, replies[0])
+    data, error = parse_answer(request, replies[0].text)
     if error is not None:
         log.warning("%s: unusable answer (%s); asking once more", backend.name, error)
         cache.stats.add(backend.name, reasks=1)
-        messages = reask_messages(request, replies[0], error)
+        messages = reask_messages(request, replies[0].text, error)
         replies.append(backend.call(request, messages, cache.stats))
-        data, error = parse_answer(request, replies[-1])
+        data, error = parse_answer(request, replies[-1].text)
         if error is not None:
             log.warning("%s: answer recorded as invalid: %s", backend.name, error)
-    answer = LLMAnswer(data, replies[-1], error is None, error, key, cached=False)
+    answer = LLMAnswer(data, replies[-1].text, error is None, error, key, cached=False)
+    usage = None
+    if all(r.has_usage for r in replies):
+        usage = {
+            "calls": len(replies),
+            "prompt_tokens": sum(r.prompt_tokens for r in replies),
+            "completion_tokens": sum(r.completion_tokens for r in replies),
+        }
     cache.put(
         key,
         {
@@ -341,15 +361,31 @@ def ask(backend: Backend, request: LLMRequest, cache: LLMCache) -> LLMAnswer:
             },
             "answer": {
                 "data": data,
-                "raw": replies[-1],
+                "raw": replies[-1].text,
                 "valid": answer.valid,
                 "error": error,
-                "replies": replies,
+                "replies": [r.text for r in replies],
             },
+            # tokens of the calls that made this answer (re-ask included); null: not reported
+            "usage": usage,
         },
     )
-    cache.stats.add(backend.name, answers=1, invalid=int(not answer.valid))
+    cache.stats.add(
+        backend.name, answers=1, invalid=int(not answer.valid), unknown_usage=int(usage is None)
+    )
     return answer
+
+
+def record_usage(record: Mapping[str, Any]) -> dict[str, int] | None:
+    """The tokens a cached answer used when it was asked ({prompt_tokens, completion_tokens});
+    None for files written before tokens were recorded or from a server that reports none."""
+    usage = record.get("usage")
+    if not isinstance(usage, Mapping):
+        return None
+    counts = {k: usage.get(k) for k in ("prompt_tokens", "completion_tokens")}
+    if all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in counts.values()):
+        return counts
+    return None
 
 
 def ask_many(

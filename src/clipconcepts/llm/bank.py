@@ -63,6 +63,12 @@ THEMES = (
 )
 
 
+def bank_prompts() -> dict[str, Any]:
+    """The generation prompts, for the record of what the step asked (`prompts.prompt_texts`'
+    form: system, user template, answer schema)."""
+    return {BANK_TASK: {"system": BANK_SYSTEM, "user": BANK_USER, "schema": BANK_SCHEMA}}
+
+
 def bank_request(theme: str, k: int, batch: int) -> LLMRequest:
     user = BANK_USER.format(k=k, theme=theme)
     # The batch number makes repeated themes distinct requests (and distinct cache entries).
@@ -71,6 +77,13 @@ def bank_request(theme: str, k: int, batch: int) -> LLMRequest:
         {"role": "user", "content": f"{user} (batch {batch})"},
     )
     return LLMRequest(BANK_TASK, messages, "descriptions", BANK_SCHEMA, {"theme": theme, "k": k})
+
+
+def bank_requests(n: int, batch_size: int = 50) -> list[LLMRequest]:
+    """The requests `generate_bank` sends for `n` descriptions (a little slack for duplicates
+    and invalid answers)."""
+    n_batches = -(-n // batch_size) + 2
+    return [bank_request(THEMES[i % len(THEMES)], batch_size, i) for i in range(n_batches)]
 
 
 def generate_bank(
@@ -85,8 +98,7 @@ def generate_bank(
     than `max_invalid_fraction` of the batches invalid raises TooManyInvalidError."""
     from clipconcepts.textbank import dedupe
 
-    n_batches = -(-n // batch_size) + 2  # a little slack for duplicates and invalid answers
-    requests = [bank_request(THEMES[i % len(THEMES)], batch_size, i) for i in range(n_batches)]
+    requests = bank_requests(n, batch_size)
     answers = ask_many(backend, requests, cache, max_concurrency, desc="text bank")
     texts = [t for a in answers if a.valid for t in a.data["descriptions"]]
     invalid = sum(not a.valid for a in answers)

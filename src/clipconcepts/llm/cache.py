@@ -4,7 +4,9 @@ Key: sha256 of (backend identity, messages, schema) where the identity holds the
 model, base_url and sampling parameters, never the API key. Each answer is one small JSON file,
 `{dir}/{key[:2]}/{key}.json`, written to a temporary file, fsynced and renamed as soon as it
 arrives: a job killed half-way keeps every answer it got, concurrent jobs never see a partial
-file, and two jobs answering the same key just write the same answer twice.
+file, and two jobs answering the same key just write the same answer twice. A file also holds
+the tokens its calls used (`usage`, null when the server reported none; absent in files written
+before tokens were recorded, which load as before).
 """
 
 from __future__ import annotations
@@ -41,9 +43,15 @@ def cache_key(identity: Mapping[str, Any], request: LLMRequest) -> str:
 @dataclass
 class BackendCounts:
     """Counts for one backend. `requests`: API calls sent (retries and re-asks included);
-    `answers`: new answers stored; `hits`: answers taken from the cache; `invalid`: answers
-    returned invalid (new or cached); `retries`, `reasks`: what they say; `retried_invalid`:
-    answers stored invalid and asked again (`retry_invalid`)."""
+    `answers`: new answers stored; `hits`: answers taken from the cache (or asked twice in one
+    batch); `invalid`: answers returned invalid (new or cached); `retries`, `reasks`: what they
+    say; `retried_invalid`: answers stored invalid and asked again (`retry_invalid`).
+
+    Tokens, as the server reported them: `prompt_tokens`, `completion_tokens` of the calls sent
+    (re-asks included); `cached_prompt_tokens`, `cached_completion_tokens`: what the answers
+    taken from the cache used when they were asked (recorded in their files);
+    `unknown_usage`: answers, new or cached, whose tokens are not known (a server that reports
+    no `usage`, a cache file written before tokens were recorded)."""
 
     requests: int = 0
     answers: int = 0
@@ -52,6 +60,11 @@ class BackendCounts:
     retries: int = 0
     reasks: int = 0
     retried_invalid: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_prompt_tokens: int = 0
+    cached_completion_tokens: int = 0
+    unknown_usage: int = 0
 
 
 class LLMStats:
@@ -91,7 +104,9 @@ class LLMStats:
         return (
             f"LLM: {t.requests} requests, {t.answers} new answers, {t.hits} cache hits, "
             f"{t.invalid} invalid, {t.retries} retries, {t.reasks} re-asks, "
-            f"{t.retried_invalid} stored-invalid asked again"
+            f"{t.retried_invalid} stored-invalid asked again; tokens sent "
+            f"{t.prompt_tokens} prompt + {t.completion_tokens} completion"
+            + (f" ({t.unknown_usage} answers without token counts)" if t.unknown_usage else "")
         )
 
 

@@ -58,3 +58,12 @@ def open_cache(cache_dir: str, retry_invalid: bool = False):
         yield cache
     finally:
         log.info("LLM calls: %s", cache.stats.summary())
+
+
+def read_cache(cache_dir: str | None, retry_invalid: bool = False):
+    """The answer cache as a dry run sees it: nothing is created (an absent folder is an
+    empty cache)."""
+    from clipconcepts.llm.cache import LLMCache
+
+    exists = bool(cache_dir) and Path(cache_dir).is_dir()
+    return LLMCache(cache_dir if exists else None, retry_invalid=retry_invalid)

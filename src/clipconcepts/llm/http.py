@@ -5,6 +5,9 @@ Every transport failure names the backend, its model and its base_url. A 200 who
 chat completion (truncated JSON, a proxy's HTML page, no `choices`) is transport garbage: it is
 retried like a 5xx (`BadResponseError`), never passed on as the model's answer.
 
+Token use: each call's reply carries the server's `usage` (prompt and completion tokens) when
+it reports one (`Reply`); `Backend.call` adds it to the job's statistics.
+
 Secrets: the API key is read from the environment variable named by `api_key_env` when the first
 request is sent. It lives only inside the `openai` client, which is never pickled, printed, logged,
 hashed into cache keys or written anywhere.
@@ -20,6 +23,7 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from clipconcepts.llm.cache import LLMStats
@@ -36,9 +40,23 @@ log = logging.getLogger(__name__)
 DUMMY_API_KEY = "not-needed"
 
 
+@dataclass(frozen=True)
+class Reply:
+    """One call's reply: its text and the tokens the server reported (None: not reported)."""
+
+    text: str
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+
+    @property
+    def has_usage(self) -> bool:
+        return self.prompt_tokens is not None and self.completion_tokens is not None
+
+
 class Backend(ABC):
     """One configured LLM. `identity()` is what its answers depend on (it enters cache keys);
-    `complete()` sends one request and returns the reply's text."""
+    `complete()` sends one request and returns the reply (its text, or a `Reply` with the
+    tokens it used)."""
 
     kind: str
     model: str
@@ -52,19 +70,21 @@ class Backend(ABC):
     def identity(self) -> dict[str, Any]: ...
 
     @abstractmethod
-    def complete(self, request: LLMRequest, messages: Sequence[Message]) -> str:
-        """One call; raises TransientLLMError (retryable) or LLMRequestError / LLMConfigError."""
+    def complete(self, request: LLMRequest, messages: Sequence[Message]) -> str | Reply:
+        """One call; raises TransientLLMError (retryable) or LLMRequestError / LLMConfigError.
+        A plain text reply means the tokens it used are unknown."""
 
     def describe(self) -> str:
         """How errors and logs name this backend."""
         return f"LLM backend {self.name!r}"
 
-    def call(self, request: LLMRequest, messages: Sequence[Message], stats: LLMStats) -> str:
-        """`complete` with exponential backoff and jitter on transient failures."""
+    def call(self, request: LLMRequest, messages: Sequence[Message], stats: LLMStats) -> Reply:
+        """`complete` with exponential backoff and jitter on transient failures; the reply's
+        tokens are added to `stats` (failed attempts report none)."""
         for attempt in range(self.max_retries + 1):
             stats.add(self.name, requests=1)
             try:
-                return self.complete(request, messages)
+                reply = self.complete(request, messages)
             except TransientLLMError as err:
                 if attempt == self.max_retries:
                     raise LLMRequestError(
@@ -78,6 +98,16 @@ class Backend(ABC):
                 log.warning("%s: %s; retry %d in %.2f s", self.describe(), err, attempt + 1, delay)
                 stats.add(self.name, retries=1)
                 time.sleep(delay)
+                continue
+            if not isinstance(reply, Reply):
+                reply = Reply(reply)
+            if reply.has_usage:
+                stats.add(
+                    self.name,
+                    prompt_tokens=reply.prompt_tokens,
+                    completion_tokens=reply.completion_tokens,
+                )
+            return reply
         raise AssertionError("unreachable")
 
     def __repr__(self) -> str:
@@ -169,7 +199,7 @@ class OpenAIBackend(Backend):
         schema = {"name": request.schema_name, "schema": request.schema, "strict": True}
         return {"type": "json_schema", "json_schema": schema}
 
-    def complete(self, request: LLMRequest, messages: Sequence[Message]) -> str:
+    def complete(self, request: LLMRequest, messages: Sequence[Message]) -> Reply:
         import openai
 
         kwargs: dict[str, Any] = {"response_format": self._response_format(request)}
@@ -199,7 +229,7 @@ class OpenAIBackend(Backend):
             raise BadResponseError(
                 f"HTTP 200 but the body is not valid JSON ({err.msg} at character {err.pos})"
             ) from err
-        return self._reply_text(reply)
+        return Reply(self._reply_text(reply), *_usage(reply))
 
     def _reply_text(self, reply: Any) -> str:
         """The first choice's text. A body that is not a chat completion raises BadResponseError:
@@ -246,6 +276,22 @@ class OpenAIBackend(Backend):
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._client_lock = threading.Lock()
+
+
+def _usage(reply: Any) -> tuple[int | None, int | None]:
+    """(prompt tokens, completion tokens) of a completion's `usage`; (None, None) when the
+    server sent none or sent something that is not two counts."""
+    usage = getattr(reply, "usage", None)
+    if isinstance(usage, Mapping):  # a body the client did not validate
+        counts = (usage.get("prompt_tokens"), usage.get("completion_tokens"))
+    else:
+        counts = (
+            getattr(usage, "prompt_tokens", None),
+            getattr(usage, "completion_tokens", None),
+        )
+    if all(isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in counts):
+        return counts
+    return None, None
 
 
 def _retry_after(err: Any) -> float | None:

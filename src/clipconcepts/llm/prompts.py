@@ -310,3 +310,12 @@ def prompt_fingerprint(task: str) -> str:
 def prompt_fingerprints() -> dict[str, str]:
     """`prompt_fingerprint` of every task, e.g. for a rule's `params:`."""
     return {task: prompt_fingerprint(task) for task in _TASK_TEXT}
+
+
+def prompt_texts(task: str) -> dict[str, Any]:
+    """A task's prompts as plain JSON data, for the record of what a step asked: `system`,
+    `user` (the template), `examples` (in-context examples, absent when none), `schema` (the
+    answer's JSON schema), `reask` (the re-ask template) and `fingerprint`."""
+    fingerprint = prompt_fingerprint(task)  # checks the task
+    texts = json.loads(json.dumps(_TASK_TEXT[task]))  # tuples -> lists, a deep copy
+    return {**texts, "reask": REASK_USER, "fingerprint": fingerprint}

@@ -9,6 +9,7 @@ import logging
 from clipconcepts.steps import (
     add_dataset_args,
     add_llm_policy_args,
+    add_llm_usage_args,
     add_model_args,
     build_dataset,
     json_arg,
@@ -80,7 +81,7 @@ def _mutual(args):
     clip = load_tower(args.arch, args.pretrained or None, device, args.precision)
     clip.check_features(settings.features)
     size = clip.image_size
-    dataset = build_dataset(args, transform=squash_transform(size))
+    dataset = build_dataset(args, transform=squash_transform(size, settings.resize))
     bank = pl.read_parquet(args.descriptors)
     if bank.is_empty():
         raise ValueError(f"descriptor bank {args.descriptors} is empty")
@@ -200,6 +201,7 @@ def _descriptor_args(p) -> None:
     add_llm_policy_args(p)
     p.add_argument("--dataset", default=None, help="dataset name (config key under datasets)")
     p.add_argument("--dataset-spec", type=json_arg, default=None, help="datasets.<name> as JSON")
+    add_llm_usage_args(p)  # source=llm: the usage table, the dry run
     p.add_argument("--out", required=True)
 
 
@@ -220,16 +222,29 @@ def _descriptors(args) -> None:
         if not args.dataset or not spec:
             raise ValueError("mutual.descriptors.source=llm needs the dataset (its class names)")
         classnames = dataset_classnames(args.dataset, spec)
+        backend = backend_from_spec(args.backend)
+        if args.dry_run:
+            _descriptors_estimate(args, backend, classnames)
+            return
         with open_cache(args.cache_dir, args.retry_invalid) as cache:
             pool, meta = build_descriptor_bank(
                 "llm",
                 classnames=classnames,
-                backend=backend_from_spec(args.backend),
+                backend=backend,
                 cache=cache,
                 concept_world=concept_world,
                 max_concurrency=args.max_concurrency,
                 max_invalid_fraction=args.max_invalid_fraction,
             )
+        if args.usage_out:
+            from clipconcepts.llm.prompts import DESCRIBE_TASK, prompt_texts
+            from clipconcepts.llm.usage import write_usage
+
+            prompts = {DESCRIBE_TASK: prompt_texts(DESCRIBE_TASK)}
+            write_usage(args.usage_out, "mutual-descriptors", [backend], cache.stats, prompts)
+    elif args.dry_run:
+        print(f"LLM estimate (dry run): descriptor source {args.source} asks no LLM", flush=True)
+        return
     else:  # class-agnostic: every class of the dataset (when it is named)
         classnames = dataset_classnames(args.dataset, spec) if args.dataset and spec else None
         pool, meta = build_descriptor_bank(
@@ -244,6 +259,18 @@ def _descriptors(args) -> None:
         len(pool),
         args.out,
     )
+
+
+def _descriptors_estimate(args, backend, classnames) -> None:
+    """`mutual-descriptors --source llm --dry-run`: the calls the bank would make."""
+    from clipconcepts.llm.factory import read_cache
+    from clipconcepts.llm.usage import estimate_requests, print_estimate
+    from clipconcepts.mutual.descriptors import describe_request
+
+    requests = [describe_request(c) for c in classnames]
+    cache = read_cache(args.cache_dir, args.retry_invalid)
+    estimate = estimate_requests("mutual-descriptors", backend, requests, cache)
+    print_estimate([(args.dataset or "", estimate)], args.prices, args.currency)
 
 
 # step name -> (help, add_args(parser), run(args))

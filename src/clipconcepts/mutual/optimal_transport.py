@@ -10,6 +10,12 @@ against every descriptor. The authors' rule, which decides the numbers:
    and uniform marginals; the top 3 descriptors of each concept's row, de-duplicated;
 4. D_v = their union ordered by cosine with the whole image, most relevant first.
 
+An image with ONE concept has a one-row plan, which the column normalisation turns into all
+ones: its top 3 are then decided by tie order (Python set order in the authors' code), and
+mean nothing. `single_concept="logits"` (default) takes that concept's top 3 by its logits
+(its cosines with the descriptors, the kernel's exponent before normalisation);
+`single_concept="authors"` keeps the plan's tie order.
+
 The Sinkhorn here is batched over the images of a class (padded, masked); its plan equals
 POT's `ot.sinkhorn(uniform, uniform, -scale * cosine, reg=1)` up to a constant factor (tested).
 """
@@ -21,6 +27,7 @@ from dataclasses import dataclass, field
 import torch
 
 EMPTY_INTERSECTION = "empty_intersection"
+SINGLE_CONCEPT = ("logits", "authors")
 
 
 def sinkhorn(
@@ -90,14 +97,19 @@ def select_descriptors(
     scale: float = 2.5,
     per_concept: int = 3,
     iterations: int = 1000,
+    single_concept: str = "logits",
 ) -> list[Selection]:
     """Mutual descriptors D_v for a batch of images.
 
     `concepts[i]` is `[L_i, D]` (image i's concept embeddings, L_i >= 1), `images` `[B, D]`
     unit-norm image embeddings, `descriptors` `[T, D]` unit-norm descriptor embeddings with the
     template (the concept classifier), `descriptors_plain` the same without a template (the
-    relevance to the image).
+    relevance to the image). `single_concept`: how a one-concept image picks (module docstring).
     """
+    if single_concept not in SINGLE_CONCEPT:
+        raise ValueError(
+            f"config key mutual.single_concept is {single_concept!r}; use one of {SINGLE_CONCEPT}"
+        )
     k = min(top_k, descriptors.shape[0])
     common_ids: list[torch.Tensor] = []
     out: list[Selection | None] = []
@@ -131,7 +143,9 @@ def select_descriptors(
         for b, i in enumerate(todo):
             ids = common_ids[i]
             n_rows, n_cols = concepts[i].shape[0], ids.numel()
-            picks = plans[b, :n_rows, :n_cols].topk(min(per_concept, n_cols), dim=1).indices
+            # one concept: its plan row is all ones, so rank by its logits instead
+            rank_by = scores if n_rows == 1 and single_concept == "logits" else plans
+            picks = rank_by[b, :n_rows, :n_cols].topk(min(per_concept, n_cols), dim=1).indices
             chosen = ids[picks.flatten().unique()]
             relevance = descriptors_plain[chosen] @ images[i]
             order = relevance.argsort(descending=True, stable=True)

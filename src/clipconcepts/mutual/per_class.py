@@ -18,13 +18,14 @@ import torch
 from clipconcepts.mutual.concepts import CONCEPT_METHODS, assign_concepts
 from clipconcepts.mutual.foreground import foreground_masks
 from clipconcepts.mutual.information import MI_FORMS, removal_curve
-from clipconcepts.mutual.optimal_transport import select_descriptors
+from clipconcepts.mutual.optimal_transport import SINGLE_CONCEPT, select_descriptors
 from clipconcepts.mutual.towers import Tower, wrap_tower
 from clipconcepts.mutual.visual_prompts import concept_ellipses, draw_prompts
 
 NO_FOREGROUND = "no_foreground"
 FEATURES = ("tokens", "keys")
 TEXT_SIDES = ("predicted", "truth")
+RESIZE_MODES = ("bilinear", "bicubic")  # the squash to the input size (run.squash_transform)
 
 
 @dataclass(frozen=True)
@@ -47,12 +48,16 @@ class MutualSettings:
     text_side: str = "predicted"
     mi_form: str = "eq9"
     batch_size: int = 256
+    resize: str = "bilinear"
+    single_concept: str = "logits"
 
     def __post_init__(self):
         checks = {
             "features": (self.features, FEATURES),
             "text_side": (self.text_side, TEXT_SIDES),
             "mi_form": (self.mi_form, MI_FORMS),
+            "resize": (self.resize, RESIZE_MODES),
+            "single_concept": (self.single_concept, SINGLE_CONCEPT),
         }
         for key, (value, allowed) in checks.items():
             if value not in allowed:
@@ -159,6 +164,7 @@ def explain_class(
                 settings.sinkhorn_scale,
                 settings.per_concept,
                 settings.sinkhorn_iterations,
+                settings.single_concept,
             )
             selections = dict(zip(with_concepts, chosen, strict=True))
         concept_rows = _concept_scores(

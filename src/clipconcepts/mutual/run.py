@@ -1,10 +1,11 @@
 """The mutual-knowledge step of one model on one dataset: classes in turn, resumable, Parquet out.
 
-Images are read squashed to the model's input size (no centre crop, as the authors do) and kept
-as uint8, since the visual prompts are drawn on them. Each finished class is written to
-`<out>.parts/class-<id>.parquet` at once; a rerun after a crash or a preemption skips the
-classes already there. At the end the parts become `images.parquet` (one row per image and
-method) and `summary.parquet` (per dataset and per class: top-1, MI, AUC, the averaged curve).
+Images are read squashed to the model's input size (no centre crop, bilinear by default: as the
+authors do) and kept as uint8, since the visual prompts are drawn on them. Each finished class
+is written to `<out>.parts/class-<id>.parquet` at once; a rerun after a crash or a preemption
+skips the classes already there. At the end the parts become `images.parquet` (one row per
+image and method) and `summary.parquet` (per dataset and per class: top-1, MI, AUC, the averaged
+curve, the images without foreground, with an empty intersection or with a single concept).
 """
 
 from __future__ import annotations
@@ -23,21 +24,25 @@ from tqdm.auto import tqdm
 
 from clipconcepts.io import atomic_path
 from clipconcepts.mutual.information import area_under_curve, average_curves
-from clipconcepts.mutual.per_class import MutualSettings, TextSide, explain_class
+from clipconcepts.mutual.per_class import RESIZE_MODES, MutualSettings, TextSide, explain_class
 from clipconcepts.mutual.schemas import IMAGE_SCHEMA, SUMMARY_SCHEMA
 from clipconcepts.mutual.towers import wrap_tower
 
 log = logging.getLogger(__name__)
 
 
-def squash_transform(size: int):
-    """PIL image -> uint8 `[3, size, size]`: resized to a square, bicubic, no crop."""
+def squash_transform(size: int, resize: str = "bilinear"):
+    """PIL image -> uint8 `[3, size, size]`: resized to a square, no crop; `resize` bilinear
+    (torchvision's default, as the authors' `transforms.Resize((size, size))`) or bicubic."""
     from torchvision import transforms
 
+    if resize not in RESIZE_MODES:
+        raise ValueError(f"config key mutual.resize is {resize!r}; use one of {RESIZE_MODES}")
+    mode = transforms.InterpolationMode[resize.upper()]  # BILINEAR or BICUBIC
     return transforms.Compose(
         [
             transforms.Lambda(lambda im: im.convert("RGB")),
-            transforms.Resize((size, size), interpolation=transforms.InterpolationMode.BICUBIC),
+            transforms.Resize((size, size), interpolation=mode),
             transforms.PILToTensor(),
         ]
     )
@@ -183,7 +188,13 @@ def run_mutual(
     summary = summarise(table, settings)
     meta = {
         "clipconcepts": json.dumps(
-            {"mi_form": settings.mi_form, "text_side": settings.text_side, **(metadata or {})},
+            {
+                "mi_form": settings.mi_form,
+                "text_side": settings.text_side,
+                "resize": settings.resize,
+                "single_concept": settings.single_concept,
+                **(metadata or {}),
+            },
             sort_keys=True,
         )
     }
@@ -222,6 +233,10 @@ def _summary_row(group: pl.DataFrame, level, class_id, classname, method) -> dic
         "n_images": n,
         "n_no_foreground": int((group["status"] == "no_foreground").sum()),
         "n_empty_intersection": int((group["status"] == "empty_intersection").sum()),
+        # D_v from a one-row transport plan (mutual.single_concept decides its picks)
+        "n_single_concept": int(
+            ((group["status"] == "ok") & (group["ellipses"].list.len() == 1)).sum()
+        ),
         "top1": 100.0 * float(group["correct"].mean()) if n else float("nan"),
         "mi": float(curve[0]) if len(curve) else 0.0,
         "auc": area_under_curve(curve),

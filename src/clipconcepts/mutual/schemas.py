@@ -56,6 +56,7 @@ SUMMARY_SCHEMA = {
     "n_images": pl.Int32,
     "n_no_foreground": pl.Int32,
     "n_empty_intersection": pl.Int32,
+    "n_single_concept": pl.Int32,  # images whose D_v came from one concept
     "top1": pl.Float64,
     "mi": pl.Float64,
     "auc": pl.Float64,

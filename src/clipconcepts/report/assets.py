@@ -13,6 +13,8 @@ from pathlib import Path
 CAPTIONS_DIR = Path(__file__).with_name("captions")
 DATASET_NAMES = {
     "cifar10": "CIFAR-10",
+    "cifar10-objects": "CIFAR-10 (objects)",  # the CCS authors' subsets: vehicles
+    "cifar10-animals": "CIFAR-10 (animals)",
     "cifar100": "CIFAR-100",
     "food101": "Food-101",
     "country211": "Country-211",
@@ -78,7 +80,9 @@ def report_assets(
         Asset("concept.svg", "concept_figure", "Concept pruning"),
         Asset("agreement.html", "agreement", "Agreement"),
         Asset("label_truth.html", "label_truth", "Agreement"),
+        Asset("ccs_truth.html", "ccs_truth", "Agreement"),
         Asset("conceptworld_metrics.html", "conceptworld_metrics", "Concept world"),
+        Asset("llm_usage.html", "llm_usage", "LLM usage"),
     ]
     for s in mutual_sets:
         sub = dataset_name(s)

@@ -23,8 +23,19 @@ def _report_args(p):
     p.add_argument("--claims-min-effect", type=float, default=1.0, help="percentage points")
     p.add_argument("--claims-seed", type=int, default=0, help="the bootstrap's seed")
     p.add_argument("--no-claims", action="store_true", help="leave the claims section out")
+    p.add_argument("--dataset-kinds", type=json_arg, default=None, help="dataset -> kind JSON")
+    p.add_argument("--prune-strategies", nargs="*", default=[], help="prune.strategies")
     for stage in ("mutual", "attribution", "video"):  # the sets each stage ran on
         p.add_argument(f"--{stage}-sets", nargs="*", default=[], help=f"{stage} stage sets")
+    p.add_argument("--llm-usage", nargs="*", default=[], help="the LLM steps' usage tables")
+    p.add_argument("--llm-prices", type=json_arg, default=None, help="llm.prices as JSON")
+    p.add_argument("--llm-currency", default="USD", help="llm.currency")
+    p.add_argument(
+        "--dataset-families",
+        type=json_arg,
+        default=None,
+        help="concept world: in-domain dataset -> its family (JSON)",
+    )
     p.add_argument("--out", required=True)
     p.add_argument("--assets-dir", required=True)
 
@@ -54,6 +65,12 @@ def _report(args):
         mutual_sets=args.mutual_sets,
         attribution_sets=args.attribution_sets,
         video_sets=args.video_sets,
+        dataset_families=args.dataset_families,
+        llm_usage=args.llm_usage,
+        llm_prices=args.llm_prices,
+        llm_currency=args.llm_currency,
+        dataset_kinds=args.dataset_kinds,
+        prune_strategies=args.prune_strategies,
     )
     log.info("report -> %s", path)
 

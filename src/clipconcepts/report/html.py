@@ -22,6 +22,7 @@ from matplotlib.figure import Figure
 from clipconcepts.io import atomic_path
 from clipconcepts.report import (
     attribution_video_sections,
+    ccs_truth,
     claims_html,
     figures,
     head_browser,
@@ -29,9 +30,11 @@ from clipconcepts.report import (
     mutual_faithfulness,
     mutual_figures,
     mutual_tables,
+    setup_tables,
     tables,
 )
 from clipconcepts.report import claims as claims_mod
+from clipconcepts.report import llm_usage as llm_report
 from clipconcepts.report.assets import dataset_name, report_assets
 from clipconcepts.report.attribution_inputs import gather_attribution
 from clipconcepts.report.head_inputs import gather_heads
@@ -107,6 +110,8 @@ per case (holds, contradicted, inconclusive, not testable) computed from the res
 <li><a href="#heads">Head browser</a>: every analysed head in one sortable, filterable index;
 a head's link (here and in every table that names a head) opens its card: texts, verdicts,
 effects, pruning and the images it writes most and least for.</li>
+<li><a href="#setup">Setup</a>: the text bank (source, lines, SHA-256) and the datasets
+that ran (kind, classes).</li>
 <li><a href="#ccs-at-k">CCS@K</a>: for each model, the fraction of analysed heads (last layers)
 whose concept consistency score is K, i.e. K of the head's 5 TEXTSPAN texts fit the label an LLM
 gave it (paper Table 3). TEXTSPAN runs, as in the reference code, on each image's head
@@ -134,6 +139,8 @@ direct effect and the true effect of ablating it, their correlations (heat map),
 curves, unexpected reliance and, in the concept world, precision@k against the truth.</li>
 <li><a href="#video">Video retrieval</a>: zero-shot text-to-video and video-to-text retrieval
 under head pruning (paper section 5.6, Figure 5).</li>
+<li><a href="#llm-usage">LLM usage</a>: the calls, cached answers, tokens and estimated cost
+of every LLM step; the <a href="#llm-prompts">appendix</a> shows the prompts they asked with.</li>
 <li><a href="#provenance">Provenance</a>: the file behind each section.</li>
 </ul>
 {tables.LEGEND}
@@ -318,6 +325,12 @@ def build_report(
     mutual_sets: Sequence[str] = (),
     attribution_sets: Sequence[str] = (),
     video_sets: Sequence[str] = (),
+    dataset_families: Mapping[str, str] | None = None,
+    llm_usage: Sequence[str | Path] = (),
+    llm_prices: Mapping[str, Mapping[str, float]] | None = None,
+    llm_currency: str = "USD",
+    dataset_kinds: Mapping[str, str] | None = None,
+    prune_strategies: Sequence[str] = (),
 ) -> Path:
     """Write the report of `run_dir` to `out_html` and its assets to `assets_dir`.
 
@@ -329,7 +342,13 @@ def build_report(
     mutual-knowledge stage ran on (`{run_dir}/{model}/mutual/{set}/`; none: a line says so).
     `attribution_sets`, `video_sets`: the datasets the head-attribution stage and the video sets
     the video-retrieval stage ran on (`{model}/attribution/{dataset}/`,
-    `{model}/video/{set}.retrieval.parquet`; none: a line says so).
+    `{model}/video/{set}.retrieval.parquet`; none: a line says so). `dataset_families`: the
+    concept world's in-domain datasets -> the family their classes are (the CCS-vs-truth section).
+    `dataset_kinds` (dataset -> `datasets.<name>.kind`) and `prune_strategies`
+    (`prune.strategies`: with `published`, the authors' lists beside ours) feed the setup
+    section and the published-lists tables (`setup_tables`).
+    `llm_usage`: the LLM steps' usage tables (`llm_report`), costed at `llm_prices`
+    (`llm.prices`, in `llm_currency`); their recorded prompts make the prompts appendix.
     Missing result files are reported in the page; a malformed one raises `ReportInputError`."""
     values = load_paper_values(paper_values)
     run = gather_run(run_dir, _model_infos(models, values), list(datasets), list(video))
@@ -426,6 +445,9 @@ def build_report(
         if tables.has_pruning(run, d):
             top5 = tables.pruning_table(run, d, values, "top5")
             body += f"<details><summary>top-5 accuracy</summary>{top5}</details>"
+        published = setup_tables.published_table(run, d, prune_strategies)
+        if published is not None:
+            body += f"<h4>The authors' published head lists beside ours</h4>{published}"
         standalone(f"prune_{d}.html", f"Pruning: {name}", body)
         seeds = sorted(set(figures.random_seed_counts(run, d)))
         seed_text = "/".join(map(str, seeds)) if seeds else "no"
@@ -494,12 +516,28 @@ def build_report(
     truth_section = _section(
         "label-truth", "LLM labels vs ground truth (concept world)", truth_body
     )
+    per_model: dict[str, list] = {}
+    for (key, _), result in attribution.results.items():
+        per_model.setdefault(key, []).append(result)
+    ccs_truth_body = ccs_truth.ccs_truth_section_body(
+        run, run.layout.textbank(), per_model, dataset_families or {}
+    )
+    standalone("ccs_truth.html", "Does CCS measure concept consistency here?", ccs_truth_body)
+    truth_section += _section(
+        "ccs-truth", "Does CCS measure concept consistency here? (concept world)", ccs_truth_body
+    )
 
     mutual_section = _mutual_section(mutual, values, assets, standalone, n_examples)
     attribution_section = attribution_video_sections.attribution_section(
         attribution, assets, standalone, _figure
     )
     video_section = attribution_video_sections.video_section(video_run, assets, standalone, _figure)
+    llm = llm_report.gather_llm_usage(run_dir, llm_usage, llm_prices, llm_currency)
+    llm_body, prompts_body = llm_report.section_body(llm), llm_report.prompts_body(llm)
+    standalone("llm_usage.html", "LLM usage", llm_body + "<h2>LLM prompts</h2>" + prompts_body)
+    llm_sections = _section("llm-usage", "LLM usage and cost", llm_body) + _section(
+        "llm-prompts", "Appendix: the LLM prompts", prompts_body
+    )
     extra = attribution_video_sections.provenance(
         run.layout, [m.key for m in run.models], attribution.datasets, video_run.sets
     )
@@ -508,6 +546,7 @@ def build_report(
         f"<h1>{escape(title)}</h1>"
         + claims_section
         + _overview(run, title, values)
+        + setup_tables.setup_section(run, dataset_kinds)
         + head_browser.section(heads)
         + ccs_section
         + examples_section
@@ -519,7 +558,18 @@ def build_report(
         + mutual_section
         + attribution_section
         + video_section
-        + _provenance(run, values, mutual, [*extra, ("Head browser", heads.sources)])
+        + llm_sections
+        + _provenance(
+            run,
+            values,
+            mutual,
+            [
+                *extra,
+                ("Head browser", heads.sources),
+                ("LLM usage and prompts", llm.sources),
+                ("Text bank", [setup_tables.textbank_path(run.layout.run_dir)]),
+            ],
+        )
     )
     body = keep_links(body, heads.anchors)
     out = Path(out_html)

@@ -176,6 +176,10 @@ class RunLayout:
     def conceptworld_metrics(self) -> Path:
         return self.run_dir / "conceptworld" / "model" / "metrics.parquet"
 
+    def textbank(self) -> Path:
+        """The run's text bank (`text_id, text, family`)."""
+        return self.run_dir / "textbank.parquet"
+
     def head_truth(self, model: str) -> Path:
         return self.run_dir / model / "head_truth.parquet"
 

@@ -3,7 +3,9 @@
 - `mutual_table`: Table 3's form for one mutual set: per model the dataset's top-1, MI and AUC
   for PCA and K-means concepts, the paper's values beside (grey, in parentheses) for the models
   it reports and only on the dataset of its Table 3; which MI form ran and how many images had
-  no foreground or an empty intersection (their D_v is empty, MI 0, counted in the averages).
+  no foreground or an empty intersection (their D_v is empty, MI 0, counted in the averages),
+  and how many had a single concept (a one-row transport plan: `mutual.single_concept` decides
+  their D_v), with their share of the images.
 - `truth_section_body`: concept world only: the precision of the mutual descriptors (D_v) and
   of those shared with the class side (D_v ∩ D_y) against the images' true attributes, per
   family, beside the random-descriptor baseline, with the verdict "precision above baseline for
@@ -44,6 +46,10 @@ MI_FORMS = {
 TEXT_SIDES = {
     "predicted": "the predicted class (as the paper's Table 3)",
     "truth": "the true class",
+}
+SINGLE_CONCEPT = {
+    "logits": "their concept's top descriptors by its logits",
+    "authors": "the plan's tie order, as the authors' code (the descriptors carry no meaning)",
 }
 DESCRIPTOR_KINDS = (("mutual", "D_v"), ("shared", "shared (D_v ∩ D_y)"))
 LEGEND = (
@@ -90,6 +96,7 @@ def mutual_table(run: MutualRun, mutual_set: str, values: PaperValues) -> str:
         + (f" ({' / '.join(map(method_name, methods))})" if len(methods) > 1 else ""),
         "Empty intersection"
         + (f" ({' / '.join(map(method_name, methods))})" if len(methods) > 1 else ""),
+        "Single concept",
     ]
     source = values.mutual_source
     rows: list[list[str | Span]] = []
@@ -127,8 +134,23 @@ def mutual_table(run: MutualRun, mutual_set: str, values: PaperValues) -> str:
         for column in ("n_no_foreground", "n_empty_intersection"):
             counts = [x[column] for x in present]
             cells.append(ours(_per_method(counts), metric=column, **data))
+        cells.append(_single_concept(present, data))
         rows.append(cells)
     return table(header, rows, "mutual") + _notes(run, mutual_set, values)
+
+
+def _single_concept(present: list[dict], data: dict) -> str:
+    """'9 (22%)' or '9 / 7 (22% / 18%)': images whose D_v came from one concept, and their
+    share of the images; '—' for a summary written before the column existed."""
+    counts = [x.get("n_single_concept") for x in present]
+    if not present or any(c is None for c in counts):
+        return missing("—")
+    shares = [
+        f"{100 * c / x['n_images']:.0f}%" if x["n_images"] else "—"
+        for c, x in zip(counts, present, strict=True)
+    ]
+    text = f"{_per_method(counts)} ({_per_method(shares)})"
+    return ours(text, metric="n_single_concept", **data)
 
 
 def _notes(run: MutualRun, mutual_set: str, values: PaperValues) -> str:
@@ -154,6 +176,12 @@ def _notes(run: MutualRun, mutual_set: str, values: PaperValues) -> str:
         f"Images without a result, over the models (the larger count of the methods): {counted}. "
         "Such an image has an empty D_v and MI 0 and is counted in the averages (the authors' "
         "code crashes on it)."
+    )
+    rules = {_meta_text(r, "single_concept", SINGLE_CONCEPT) for r in results}
+    notes.append(
+        "Single concept: images whose concepts reduce to one, so their transport plan is one "
+        "row, all ones after the column step, and its top descriptors tie; their D_v is taken "
+        f"from {'; '.join(sorted(rules))}."
     )
     notes.append(
         "MI = the first point of the dataset's averaged removal curve; AUC = the mean of that "

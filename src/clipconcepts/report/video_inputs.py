@@ -3,8 +3,8 @@
 Per model and video set, under the run folder (`RunLayout.video_retrieval`):
 `{model}/video/{set}.retrieval.parquet`, one row per prune set (strategy, seed) and direction
 (`t2v` text-to-video, `v2t` video-to-text) with R@1/5/10/50 (%), median and mean rank, the
-query and candidate counts, the chance R@1/5/10 of a random ranking and the tie rule
-(`schemas.VIDEO_RETRIEVAL`, docs/video.md). The claims section reads the stage's other file,
+query and candidate counts, the chance R@1/5/10 of a random ranking, the tie rule and the
+protocol (`schemas.VIDEO_RETRIEVAL`, docs/video.md). The claims section reads the stage's other file,
 `{set}.parquet` (the prune schema), for claim (d).
 
 A missing file is not an error (the report says it is missing); a malformed one raises
@@ -39,6 +39,7 @@ class RetrievalSummary:
     n_candidates: int
     chance: dict[str, float]  # chance R@1/5/10 (%)
     ties: str
+    protocol: str | None = None  # ccs | clip4clip (None: not recorded)
 
     @property
     def is_empty(self) -> bool:
@@ -58,6 +59,7 @@ def summarise_retrieval(frame: pl.DataFrame) -> dict[tuple[str, str], RetrievalS
         pl.col("n_queries").first(),
         pl.col("n_candidates").first(),
         pl.col("ties").first(),
+        pl.col("protocol").first(),
     )
     for row in grouped.iter_rows(named=True):
         single = row["n_runs"] < 2
@@ -72,6 +74,7 @@ def summarise_retrieval(frame: pl.DataFrame) -> dict[tuple[str, str], RetrievalS
             n_candidates=row["n_candidates"],
             chance={k: row[f"chance_{k}"] for k in CHANCE},
             ties=row["ties"],
+            protocol=row["protocol"],
         )
     return out
 

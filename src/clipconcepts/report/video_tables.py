@@ -34,6 +34,12 @@ from clipconcepts.report.video_inputs import (
 )
 
 DIRECTION_NAMES = {"t2v": "text → video", "v2t": "video → text"}
+PROTOCOLS = {
+    "ccs": "ccs (the CCS authors' code: mean frame embedding not renormalised, each video's "
+    "first caption, video → text ranks its caption among all captions)",
+    "clip4clip": "clip4clip (mean frame embedding renormalised, every caption, video → text "
+    "ranks its video among the videos scored by their best caption)",
+}
 METRIC_NAMES = {
     "r1": "R@1",
     "r5": "R@5",
@@ -139,10 +145,13 @@ def _counts(r: VideoResult) -> str:
             "candidates"
         )
     ties = {s.ties for s in r.summary.values()}
+    protocols = sorted(
+        {PROTOCOLS.get(s.protocol, s.protocol or "not recorded") for s in r.summary.values()}
+    )
     return (
         '<p class="note">'
         + escape("; ".join(parts))
-        + escape(f". Ties ranked {'/'.join(sorted(ties))}.")
+        + escape(f". Ties ranked {'/'.join(sorted(ties))}. Protocol: {'; '.join(protocols)}.")
         + "</p>"
     )
 

@@ -33,7 +33,16 @@ def _eval_args(p):
     p.add_argument("--num-workers", type=int, default=0, help="decoding processes")
     p.add_argument("--sets-per-pass", type=int, default=8)
     p.add_argument(
-        "--ties", choices=["pessimistic", "optimistic", "average"], default="pessimistic"
+        "--ties",
+        choices=["pessimistic", "optimistic", "average"],
+        default="pessimistic",
+        help="tie rule of the ranks (average: the expected recall under random tie-breaking)",
+    )
+    p.add_argument(
+        "--protocol",
+        choices=["ccs", "clip4clip"],
+        default="ccs",
+        help="renormalisation, captions used and video-to-text rule (docs/video.md)",
     )
     p.add_argument("--out", required=True, help="prune-schema table (t2v R@1, R@5)")
     p.add_argument("--retrieval-out", required=True, help="full retrieval metrics table")
@@ -58,6 +67,7 @@ def _eval(args):
         num_workers=args.num_workers,
         sets_per_pass=args.sets_per_pass,
         ties=args.ties,
+        protocol=args.protocol,
     )
     if results.skipped or dataset.missing:
         log.warning(

@@ -4,8 +4,9 @@
 workers when `num_workers > 0`); `encode_videos` walks the dataset once: per batch of videos, the
 frames run through `HeadAwareCLIP.encode_image_multi` (the layers before the first pruned layer
 once, the rest once per prune set), each frame embedding is L2-normalised, a video's embedding
-is the mean over its frames, renormalised (CLIP4Clip's mean pooling, the CCS authors' protocol).
-So every video is decoded and preprocessed once whatever the number of strategies.
+is the mean over its frames, renormalised (CLIP4Clip's mean pooling) or not (the CCS authors'
+code: `renormalise=False`). So every video is decoded and preprocessed once whatever the number
+of strategies.
 """
 
 from __future__ import annotations
@@ -64,7 +65,8 @@ def video_loader(dataset: VideoDataset, transform, batch_size: int, num_workers:
 
 @dataclass
 class VideoEmbeddings:
-    """`[S, V_kept, D]` unit-norm video embeddings per prune set, and what was decoded."""
+    """`[S, V_kept, D]` video embeddings per prune set (unit-norm when renormalised), and what
+    was decoded."""
 
     embeddings: torch.Tensor
     kept: list[int]  # dataset indices of the videos embedded (bad ones skipped)
@@ -73,9 +75,12 @@ class VideoEmbeddings:
     n_frames: int  # frames embedded in total
 
 
-def pool_frames(frame_emb: torch.Tensor, counts: Sequence[int]) -> torch.Tensor:
+def pool_frames(
+    frame_emb: torch.Tensor, counts: Sequence[int], renormalise: bool = True
+) -> torch.Tensor:
     """`[S, sum(counts), D]` frame embeddings -> `[S, len(counts), D]`: per video the mean of
-    its L2-normalised frames, renormalised."""
+    its L2-normalised frames, renormalised (or not: its norm is then below 1 as the frames
+    differ, which weighs it in a dot product)."""
     frame_emb = F.normalize(frame_emb.float(), dim=-1)
     owner = torch.repeat_interleave(
         torch.arange(len(counts), device=frame_emb.device),
@@ -84,7 +89,9 @@ def pool_frames(frame_emb: torch.Tensor, counts: Sequence[int]) -> torch.Tensor:
     sums = torch.zeros(
         frame_emb.shape[0], len(counts), frame_emb.shape[2], device=frame_emb.device
     ).index_add_(1, owner, frame_emb)
-    return F.normalize(sums, dim=-1)
+    if renormalise:
+        return F.normalize(sums, dim=-1)
+    return sums / torch.as_tensor(list(counts), device=sums.device, dtype=sums.dtype)[:, None]
 
 
 @torch.no_grad()
@@ -111,8 +118,10 @@ def encode_videos(
     sets_per_pass: int = 8,
     progress: bool = True,
     loader: Iterable | None = None,
+    renormalise: bool = True,
 ) -> VideoEmbeddings:
-    """One pass over the dataset's videos; `head_lists[s]` are the heads prune set s zeroes."""
+    """One pass over the dataset's videos; `head_lists[s]` are the heads prune set s zeroes;
+    `renormalise`: the mean of the frames is L2-normalised again (`pool_frames`)."""
     if not head_lists:
         raise ValueError("encode_videos needs at least one prune set")
     if loader is None:
@@ -142,7 +151,7 @@ def encode_videos(
         counts = [len(frames) for _, frames in good]
         stacked = torch.cat([frames for _, frames in good]).to(clip.device, non_blocking=True)
         emb = embed_frames(clip, stacked, head_lists, sets_per_pass, frame_batch_size)
-        parts.append(pool_frames(emb, counts))
+        parts.append(pool_frames(emb, counts, renormalise))
         kept += [index for index, _ in good]
         n_frames += sum(counts)
     if parts:

@@ -8,8 +8,14 @@ Two tables per model x dataset:
   (`t2v`, `v2t`) with R@1/5/10/50, median and mean rank, query and candidate counts, and the
   chance R@1/5/10 of a random ranking.
 
-A third table (`schemas.VIDEO_ITEMS`) keeps every query's rank per prune set and direction, so
-the report can judge a difference of recalls by a paired bootstrap over queries.
+A third table (`schemas.VIDEO_ITEMS`) keeps every query's rank, and the candidates above and
+tied with its right answer, per prune set and direction, so the report can judge a difference
+of recalls by a paired bootstrap over queries (and any R@K can be recomputed under any tie rule).
+
+The protocol (`PROTOCOLS`, config key `video.protocol`) decides three things: whether a video's
+mean frame embedding is renormalised, which captions are queries (each video's first, or all),
+and the video-to-text rule (`metrics.V2T_RULES`). `ccs` is the CCS authors' code, `clip4clip`
+CLIP4Clip's evaluation (docs/video.md states both exactly).
 
 Captions are embedded once (no template, L2-normalised; texts longer than the model's context
 are truncated by its tokenizer); pruning acts on the vision tower only, as the CCS authors'.
@@ -36,6 +42,40 @@ from clipconcepts.video.metrics import retrieval_metrics_and_ranks
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class VideoProtocol:
+    """How embeddings and queries are formed: see the module docstring."""
+
+    renormalise: bool  # the mean of the L2-normalised frame embeddings is L2-normalised again
+    captions: str  # "first": each video's first caption only; "all": every caption
+    v2t: str  # video-to-text rule (metrics.V2T_RULES)
+
+
+PROTOCOLS = {
+    "ccs": VideoProtocol(renormalise=False, captions="first", v2t="caption"),
+    "clip4clip": VideoProtocol(renormalise=True, captions="all", v2t="video"),
+}
+
+
+def video_protocol(name: str) -> VideoProtocol:
+    if name not in PROTOCOLS:
+        raise ValueError(
+            f"config key video.protocol is {name!r}; use one of {', '.join(PROTOCOLS)}"
+        )
+    return PROTOCOLS[name]
+
+
+def first_captions(caption_video: Sequence[int]) -> list[int]:
+    """Indices of each video's first caption, in caption order."""
+    seen: set[int] = set()
+    out = []
+    for t, v in enumerate(caption_video):
+        if int(v) not in seen:
+            seen.add(int(v))
+            out.append(t)
+    return out
+
+
 @dataclass
 class VideoResults:
     prune: pl.DataFrame  # PRUNE_RESULTS
@@ -57,10 +97,13 @@ def evaluate_video_retrieval(
     num_workers: int = 0,
     sets_per_pass: int = 8,
     ties: str = "pessimistic",
+    protocol: str = "ccs",
     text_batch_size: int = 256,
     progress: bool = True,
 ) -> VideoResults:
-    """Retrieval metrics of each prune set (rows in the order of `prune_sets`)."""
+    """Retrieval metrics of each prune set (rows in the order of `prune_sets`) under
+    `protocol` (`PROTOCOLS`) and the tie rule `ties` (`metrics.TIES`)."""
+    rules = video_protocol(protocol)
     sets = list(prune_sets)
     if not sets:
         raise ValueError("no prune sets to evaluate (video.strategies)")
@@ -73,6 +116,7 @@ def evaluate_video_retrieval(
         num_workers=num_workers,
         sets_per_pass=sets_per_pass,
         progress=progress,
+        renormalise=rules.renormalise,
     )
     log.info(
         "%s: decoded %d videos once each (%d frames embedded) for %d prune sets",
@@ -83,6 +127,9 @@ def evaluate_video_retrieval(
     )
     position = {index: k for k, index in enumerate(videos.kept)}
     keep = [t for t, v in enumerate(dataset.caption_video.tolist()) if v in position]
+    if rules.captions == "first":
+        keep = [keep[t] for t in first_captions(dataset.caption_video[keep])]
+        log.info("protocol %s: %d queries, each video's first caption", protocol, len(keep))
     if not videos.kept or not keep:
         raise ValueError(f"{dataset.name}: no video could be embedded (all skipped)")
     captions = [dataset.captions[t] for t in keep]
@@ -96,17 +143,21 @@ def evaluate_video_retrieval(
     prune_rows, retrieval_rows, item_parts = [], [], []
     for s, prune_set in enumerate(sets):
         sim = texts @ videos.embeddings[s].to(texts.device).T  # [T, V]
-        metrics, ranks = retrieval_metrics_and_ranks(sim, owners.to(sim.device), ties=ties)
-        for direction, rank in ranks.items():
+        metrics, queries = retrieval_metrics_and_ranks(
+            sim, owners.to(sim.device), ties=ties, v2t=rules.v2t
+        )
+        for direction, counts in queries.items():
             item_parts.append(
                 pl.DataFrame(
                     {
                         "strategy": prune_set.strategy,
                         "seed": prune_set.seed,
                         "direction": direction,
-                        "query": range(len(rank)),
+                        "query": range(len(counts)),
                         "query_id": query_ids[direction],
-                        "rank": rank,
+                        "rank": counts.rank(ties),
+                        "n_higher": counts.higher,
+                        "n_tied": counts.tied,
                     },
                     schema=VIDEO_ITEMS,
                 )
@@ -122,7 +173,9 @@ def evaluate_video_retrieval(
             {**base, "top1": t2v["r1"], "top5": t2v["r5"], "n_images": len(videos.kept)}
         )
         for direction, row in metrics.items():
-            retrieval_rows.append({**base, "direction": direction, **row, "ties": ties})
+            retrieval_rows.append(
+                {**base, "direction": direction, **row, "ties": ties, "protocol": protocol}
+            )
     skipped = [(dataset.video_ids[i], why) for i, why in videos.skipped]
     return VideoResults(
         prune=pl.DataFrame(prune_rows, schema=PRUNE_RESULTS),

@@ -1,0 +1,196 @@
+"""Does CCS measure concept consistency here? Concept-world models only, where every head's
+true family is known (`head_truth.parquet`) and every bank text has a family
+(`textbank.parquet`).
+
+Per model, over its analysed heads (majority judge, heads with an invalid verdict left out):
+- Spearman's rho of CCS with the head's **truth purity** (its top family's share of the head's
+  variance);
+- Spearman's rho of CCS with the head's **true ablation effect** on its own family's dataset (the
+  attribution stage's `true_zero`: mean drop of the true class's score with the head zeroed, on
+  the dataset whose classes are the head's true family), where the attribution stage ran on it;
+- Spearman's rho of CCS with the **truth count**: how many of the head's 5 TEXTSPAN texts belong
+  to its true top family;
+- CCS@K beside the truth count's distribution ("truth@K": the fraction of heads whose truth
+  count is K), so a reader sees whether the LLM's consistency tracks the texts' real families.
+
+Spearman's rho is undefined (shown as such) with fewer than 3 heads or a constant column.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from html import escape
+from pathlib import Path
+
+import polars as pl
+
+from clipconcepts.report.inputs import RunData, majority_rows
+from clipconcepts.report.tables import missing, ours, table
+
+K = range(6)
+
+
+@dataclass(frozen=True)
+class CCSTruth:
+    """One model's heads with CCS, purity, truth count and own-family true effect."""
+
+    model: str
+    heads: pl.DataFrame  # layer, head, ccs, family, purity, truth_count, true_effect
+    rho_purity: tuple[float, float]  # (rho, p)
+    rho_effect: tuple[float, float]
+    rho_count: tuple[float, float]
+    n_effect: int  # heads with an own-family true effect
+
+
+def spearman(x, y) -> tuple[float, float]:
+    """(rho, two-sided p) or (nan, nan) when undefined (n < 3 or a constant column)."""
+    from scipy.stats import spearmanr
+
+    pairs = [(a, b) for a, b in zip(x, y, strict=True) if a is not None and b is not None]
+    if len(pairs) < 3 or len({a for a, _ in pairs}) < 2 or len({b for _, b in pairs}) < 2:
+        return math.nan, math.nan
+    result = spearmanr([a for a, _ in pairs], [b for _, b in pairs])
+    return float(result.statistic), float(result.pvalue)
+
+
+def text_families(textbank: pl.DataFrame | None) -> dict[str, str]:
+    """Bank text -> family (texts without a family are left out)."""
+    if textbank is None or "family" not in textbank.columns:
+        return {}
+    rows = textbank.select("text", "family").drop_nulls().rows()
+    return {text: family for text, family in rows}
+
+
+def ccs_truth(
+    model: str,
+    ccs: pl.DataFrame,
+    head_truth: pl.DataFrame,
+    families: Mapping[str, str],
+    effects: Mapping[tuple[int, int, str], float],
+) -> CCSTruth | None:
+    """The comparison for one model; None without a majority CCS or a head truth.
+    `effects`: (layer, head, family of the dataset) -> true ablation effect."""
+    rows, judge = majority_rows(ccs)
+    if judge is None:
+        return None
+    rows = rows.filter(pl.col("n_invalid") == 0)
+    tops = head_truth.filter("is_top").select("layer", "head", "family", "share")
+    tied = tops.group_by("layer", "head").len().filter(pl.col("len") > 1)
+    tops = tops.join(tied.select("layer", "head"), on=["layer", "head"], how="anti")
+    merged = rows.select("layer", "head", "ccs", "texts").join(
+        tops.rename({"share": "purity"}), on=["layer", "head"], how="inner"
+    )
+    if merged.is_empty():
+        return None
+    counts = [
+        sum(families.get(t) == family for t in texts)
+        for texts, family in merged.select("texts", "family").rows()
+    ]
+    own = [
+        effects.get((int(layer), int(head), family))
+        for layer, head, family in merged.select("layer", "head", "family").rows()
+    ]
+    heads = merged.drop("texts").with_columns(
+        pl.Series("truth_count", counts, dtype=pl.Int8),
+        pl.Series("true_effect", own, dtype=pl.Float64),
+    )
+    ccs_values = heads["ccs"].to_list()
+    return CCSTruth(
+        model=model,
+        heads=heads,
+        rho_purity=spearman(ccs_values, heads["purity"].to_list()),
+        rho_effect=spearman(ccs_values, own),
+        rho_count=spearman(ccs_values, counts),
+        n_effect=sum(e is not None for e in own),
+    )
+
+
+def own_family_effects(attribution_results, dataset_families: Mapping[str, str]):
+    """(layer, head, family) -> `true_zero` from each attribution dataset whose classes are one
+    family (`dataset_families`: dataset -> family); the first dataset of a family wins."""
+    out: dict[tuple[int, int, str], float] = {}
+    for result in attribution_results:
+        family = dataset_families.get(result.dataset)
+        if family is None or result.heads is None:
+            continue
+        for layer, head, effect in result.heads.select("layer", "head", "true_zero").rows():
+            out.setdefault((int(layer), int(head), family), effect)
+    return out
+
+
+def _rho(value: tuple[float, float], model: str, metric: str, n: int) -> str:
+    rho, p = value
+    if math.isnan(rho):
+        return missing("undefined")
+    return ours(f"{rho:+.2f}", model=model, metric=metric, n=n) + f"<br><small>p = {p:.2g}</small>"
+
+
+def ccs_truth_section_body(
+    run: RunData,
+    textbank_path: Path,
+    attribution_results: Mapping[str, list] | None = None,
+    dataset_families: Mapping[str, str] | None = None,
+) -> str:
+    """The section: per concept-world model, the three correlations and CCS@K vs truth@K."""
+    intro = (
+        "<p>Concept-world models only. Does a high CCS mean the head writes one concept? Per "
+        "model, Spearman's ρ over the analysed heads of CCS with the head's truth purity (its "
+        "top family's share of its variance), with its true ablation effect on its own family's "
+        "dataset (attribution stage, zero ablation), and with its truth count (how many of its "
+        "5 TEXTSPAN texts belong to its true family); then CCS@K beside truth@K (the fraction of "
+        "heads whose truth count is K).</p>"
+    )
+    if all(frame is None for frame in run.head_truth.values()):
+        return intro + f"<p>{missing('no head_truth.parquet for any model')}</p>"
+    textbank = pl.read_parquet(textbank_path) if Path(textbank_path).exists() else None
+    families = text_families(textbank)
+    if not families:
+        return intro + f"<p>{missing(f'no text families in {textbank_path}')}</p>"
+    rows, dist_rows = [], []
+    for m in run.models:
+        truth, ccs = run.head_truth.get(m.key), run.ccs.get(m.key)
+        if truth is None or ccs is None:
+            continue
+        effects = own_family_effects(
+            (attribution_results or {}).get(m.key, []), dataset_families or {}
+        )
+        result = ccs_truth(m.key, ccs, truth, families, effects)
+        if result is None:
+            rows.append([escape(m.display), missing("no majority CCS or no head truth")] + [""] * 3)
+            continue
+        n = result.heads.height
+        rows.append(
+            [
+                f"<b>{escape(m.display)}</b>",
+                str(n),
+                _rho(result.rho_purity, m.key, "rho_ccs_purity", n),
+                _rho(result.rho_effect, m.key, "rho_ccs_true_effect", result.n_effect)
+                + f"<br><small>{result.n_effect} heads with an effect</small>",
+                _rho(result.rho_count, m.key, "rho_ccs_truth_count", n),
+            ]
+        )
+        for name, column in (("CCS@K", "ccs"), ("truth@K", "truth_count")):
+            values = result.heads[column].to_list()
+            dist_rows.append(
+                [escape(m.display), name]
+                + [
+                    ours(
+                        f"{sum(v == k for v in values) / n:.2f}",
+                        model=m.key,
+                        metric=column,
+                        k=k,
+                    )
+                    for k in K
+                ]
+            )
+    if not rows:
+        return intro + f"<p>{missing('no concept-world model with CCS and head truth')}</p>"
+    out = intro + table(
+        ["Model", "Heads", "ρ(CCS, purity)", "ρ(CCS, true effect)", "ρ(CCS, truth count)"],
+        rows,
+        "ccs-truth",
+    )
+    out += table(["Model", "", *[f"K = {k}" for k in K]], dist_rows, "ccs-truth-k")
+    return out
