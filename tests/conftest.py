@@ -34,3 +34,25 @@ def tiny_clip(request):
 def tiny_images():
     gen = torch.Generator().manual_seed(3)
     return torch.randn(6, 3, 32, 32, generator=gen)
+
+
+# One concept-world training run for the training, pruning and science tests. With the slow tests
+# selected (`make test`), the demo's full recipe (2,200 steps of 64, as `make demo`): the demo-size
+# test asserts on it and the others reuse it (one run instead of three: ~160 s saved). Without them
+# (`make test-fast`), a 600-step schedule of its own, which the other tests' assertions also hold on.
+DEMO_STEPS, SHORT_STEPS = 2200, 600
+
+
+def _slow_tests_selected(config) -> bool:
+    return "not slow" not in (config.option.markexpr or "")
+
+
+@pytest.fixture(scope="session")
+def concept_world_run(request, tmp_path_factory):
+    """(output folder, metrics) of the shared training run (see above)."""
+    from clipconcepts.conceptworld import train_concept_clip
+
+    out = tmp_path_factory.mktemp("conceptworld-run")
+    steps = DEMO_STEPS if _slow_tests_selected(request.config) else SHORT_STEPS
+    metrics = train_concept_clip(out, steps=steps, batch_size=64, seed=0, progress=False)
+    return out, metrics

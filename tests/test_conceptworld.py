@@ -316,8 +316,8 @@ def test_write_datasets(tmp_path):
 
 # ---------------------------------------------------------------- training and ground truth
 
-SHORT_STEPS = 600  # a short schedule of its own: the global families are learnt by its end
-DEMO_STEPS = 2200
+from conftest import DEMO_STEPS, SHORT_STEPS  # noqa: E402 - the shared run's lengths
+
 EARLY_FAMILIES = ("color", "background")
 
 
@@ -328,14 +328,10 @@ def _well_above_chance(row: dict) -> float:
 
 
 @pytest.fixture(scope="module")
-def short_run(tmp_path_factory):
-    """One short training run shared by the training and pruning tests (~110 s on 2 cores)."""
-    out = tmp_path_factory.mktemp("conceptworld-short")
-    metrics = train_concept_clip(
-        out, steps=SHORT_STEPS, batch_size=64, seed=0, eval_images_per_family=300,
-        progress=False,
-    )  # fmt: skip
-    return out, metrics
+def short_run(concept_world_run):
+    """The training run shared by the training, pruning and science tests (conftest.py: the
+    demo's recipe when the slow tests run, else a 600-step schedule of its own)."""
+    return concept_world_run
 
 
 def _load(out: Path):
@@ -354,7 +350,7 @@ def test_short_training_beats_chance_on_every_family(short_run):
     for row in metrics.filter(pl.col("family").is_in(EARLY_FAMILIES)).iter_rows(named=True):
         assert row["accuracy"] > _well_above_chance(row), row
     log = pl.read_parquet(out / "train_log.parquet")
-    assert log.height == SHORT_STEPS
+    assert log.height == metrics["steps"][0] in (SHORT_STEPS, DEMO_STEPS)
     assert log["loss"].tail(25).mean() < log["loss"].head(25).mean() - 1.0
 
 
@@ -409,13 +405,14 @@ def test_checkpoint_loads_with_load_clip_and_reproduces_metrics(short_run):
     out, metrics = short_run
     clip = _load(out)
     assert (clip.n_layers, clip.n_heads) == (6, 8)
+    n = metrics["n_images"][0]  # the run's own evaluation size
     for index, family in enumerate(FAMILIES[:2]):
-        held_out = held_out_family_set(family, 300, [0, EVAL_STREAM, index])
+        held_out = held_out_family_set(family, n, [0, EVAL_STREAM, index])
         accuracy = zero_shot_accuracy(
             clip, to_model_input(held_out.images), held_out.attributes[family], family
         )
         expected = metrics.filter(pl.col("family") == family)["accuracy"].item()
-        assert accuracy == pytest.approx(expected, abs=1.5 / 300)
+        assert accuracy == pytest.approx(expected, abs=1.5 / n)
 
 
 def _pruning_checks(clip, n_images: int, k: int, families=FAMILIES):
@@ -501,12 +498,14 @@ def test_demo_training_reaches_095_on_every_family(run_dir):
 
 
 @pytest.mark.slow
-def test_demo_size_training_from_scratch(tmp_path):
-    """The full demo-size run (2,200 steps of 64, ~6 min on 2 idle cores): >= 0.95 zero-shot on
-    every family, and the ground-truth pruning check holds on the trained model."""
-    metrics = train_concept_clip(tmp_path, steps=DEMO_STEPS, batch_size=64, seed=0, progress=False)
+def test_demo_size_training_from_scratch(concept_world_run):
+    """The full demo-size run (2,200 steps of 64, ~6 min on 2 idle cores; trained once in
+    conftest.py and shared): >= 0.95 zero-shot on every family, and the ground-truth pruning
+    check holds on the trained model."""
+    out, metrics = concept_world_run
+    assert metrics["steps"][0] == DEMO_STEPS
     assert metrics["accuracy"].min() >= 0.95, metrics
-    clip = _load(tmp_path)
+    clip = _load(out)
     checks = _pruning_checks(clip, n_images=500, k=8)
     _assert_family_heads_matter(checks)
     assert sum(c.family_heads_drop > c.random_drop for c in checks) >= 2, checks

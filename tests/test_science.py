@@ -1,6 +1,7 @@
 """The papers' claims, tested where the truth is known: the concept world.
 
-Pipeline properties are checked on a concept-world CLIP trained briefly in this module (the
+Pipeline properties are checked on the concept-world CLIP the training tests share (conftest.py:
+the demo's recipe under `make test`, a short schedule under `make test-fast`; the
 real pipeline runs in process: decomposition -> TEXTSPAN on the world's text bank -> offline LLM
 labels and verdicts -> CCS). The papers' empirical claims need the demo-size model: they are
 checked on the demo's outputs (`make demo`), and skipped with a message when there are none.
@@ -23,7 +24,6 @@ from clipconcepts.conceptworld.datasets import write_datasets
 from clipconcepts.conceptworld.lexicon import conceptworld_lexicon
 from clipconcepts.conceptworld.model import MODEL_NAME
 from clipconcepts.conceptworld.textbank import conceptworld_textbank
-from clipconcepts.conceptworld.train import train_concept_clip
 from clipconcepts.conceptworld.world import FAMILIES
 from clipconcepts.data.zeroshot import build_zeroshot_dataset
 from clipconcepts.judging import judge_heads
@@ -32,24 +32,16 @@ from clipconcepts.llm import LLMCache, make_backend
 from clipconcepts.models import load_clip
 from clipconcepts.textspan import textspan
 
-STEPS = 250  # the first 250 steps of the demo's 2,200-step schedule (~45 s on 2 cores)
 DEMO = Path(__file__).resolve().parents[1] / "results/demo/conceptworld"
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory):
+def world(concept_world_run, tmp_path_factory):
+    """The shared concept-world training run (conftest.py) and a probe set of 300 images."""
+    out, _ = concept_world_run
     root = tmp_path_factory.mktemp("science")
-    train_concept_clip(
-        root / "model",
-        steps=STEPS,
-        batch_size=64,
-        schedule_steps=2200,
-        seed=0,
-        eval_images_per_family=100,
-        progress=False,
-    )
     write_datasets(root / "data", n_probe=300, n_per_family=100, seed=0, progress=False)
-    clip = load_clip(str(root / f"model/{MODEL_NAME}.json"), str(root / "model/checkpoint.pt"))
+    clip = load_clip(str(out / f"{MODEL_NAME}.json"), str(out / "checkpoint.pt"))
     return root, clip
 
 
