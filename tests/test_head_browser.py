@@ -19,6 +19,7 @@ from clipconcepts.ccs import ccs_at_k, head_groups
 from clipconcepts.evaluate.prune import RESULT_SCHEMA
 from clipconcepts.report import build_report
 from clipconcepts.report.head_images import run_head_images
+from clipconcepts.report.inputs import COLUMNS
 from test_head_images import write_step_inputs
 from test_report import Node, parse
 
@@ -76,17 +77,7 @@ def _ccs(spans: pl.DataFrame, rng) -> pl.DataFrame:
                     "texts": texts,
                 }
             )
-    schema = {
-        "layer": pl.Int16,
-        "head": pl.Int16,
-        "label": pl.String,
-        "judge": pl.String,
-        "ccs": pl.Int8,
-        "n_invalid": pl.Int8,
-        "verdicts": pl.List(pl.Boolean),
-        "texts": pl.List(pl.String),
-    }
-    return pl.DataFrame(rows, schema=schema)
+    return pl.DataFrame(rows, schema=COLUMNS["ccs"])  # the report's own ccs columns
 
 
 def _prune(dataset: str, groups: pl.DataFrame, rng) -> pl.DataFrame:
