@@ -10,6 +10,7 @@ if not config:
 
 include: "rules/common.smk"
 # each stage's helpers (input functions, sets, settings), in pipeline order
+include: "rules/helpers/conceptworld.smk"
 include: "rules/helpers/extract.smk"
 include: "rules/helpers/textspan.smk"
 include: "rules/helpers/llm.smk"

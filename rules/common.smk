@@ -41,7 +41,16 @@ HEAD_MODELS = [m for m in MODELS if is_vit(m) and runs(m, "heads")]
 PKG = f"{workflow.basedir}/src/clipconcepts"
 CONCEPTWORLD = f"{RESULTS}/conceptworld"
 # The world's attribute families (conceptworld/world.py; stdlib-free constants, mirrored here).
-CONCEPTWORLD_FAMILIES = ["color", "position", "background", "texture"]
+CONCEPTWORLD_FAMILIES = [
+    "color",
+    "position",
+    "background",
+    "texture",
+    "frame",
+    "ground",
+    "tag",
+    "dial",
+]
 
 # The rules run the package from this source tree (also inside per-rule conda envs); its module
 # files are rule inputs, so an edit to the code a rule runs reruns that rule. Progress bars

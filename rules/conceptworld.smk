@@ -2,20 +2,15 @@
 # datasets and a text bank in the same formats as the real ones. Used when a config names it.
 
 
-rule train_concept_clip:
+rule concept_clip:
     input:
-        code=code(
-            "conceptworld/train.py",
-            "conceptworld/model.py",
-            "conceptworld/generator.py",
-            "conceptworld/world.py",
-        ),
+        concept_clip_inputs,
     output:
         config=f"{CONCEPTWORLD}/model/conceptworld-vit.json",
         checkpoint=f"{CONCEPTWORLD}/model/checkpoint.pt",
         metrics=f"{CONCEPTWORLD}/model/metrics.parquet",
     log:
-        f"{LOGS}/conceptworld/train.log",
+        f"{LOGS}/conceptworld/concept_clip.log",
     conda:
         "../envs/torch.yaml"
     threads: 2
@@ -24,16 +19,17 @@ rule train_concept_clip:
         runtime=runtime(120),
     params:
         out_dir=lambda wildcards, output: Path(output.checkpoint).parent,
-        steps=knob("conceptworld", "train_steps", 2200),
+        source=knob("conceptworld", "model", "shipped"),
+        steps=knob("conceptworld", "train_steps", 4000),
         batch_size=knob("conceptworld", "train_batch_size", 64),
-        lr=knob("conceptworld", "lr", 2e-3),
+        lr=knob("conceptworld", "lr", 1e-3),
         seed=knob("conceptworld", "seed", 0),
         eval_n=knob("conceptworld", "eval_images_per_family", 1000),
         checkpoint_every=knob("conceptworld", "checkpoint_every", 50),
     message:
-        "train the concept-world CLIP ({params.steps} steps of {params.batch_size})"
+        "the concept-world CLIP ({params.source}; recipe {params.steps} steps of {params.batch_size})"
     shell:
-        "python -m clipconcepts train-concept-clip --out-dir {params.out_dir:q}"
+        "python -m clipconcepts concept-clip --source {params.source} --out-dir {params.out_dir:q}"
         " --steps {params.steps} --batch-size {params.batch_size} --lr {params.lr}"
         " --seed {params.seed} --eval-images-per-family {params.eval_n} --threads {threads}"
         " --checkpoint-every {params.checkpoint_every} > {log} 2>&1"

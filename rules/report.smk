@@ -16,7 +16,7 @@ rule report:
         agreement=(
             [rules.agreement.output[0]] if knob("agreement", "sheet", None) else []
         ),
-        metrics=[rules.train_concept_clip.output.metrics] if uses_conceptworld() else [],
+        metrics=[rules.concept_clip.output.metrics] if uses_conceptworld() else [],
         # per concept-world model: the heads' true families (rule head_truth) and the labels
         head_truth=expand(
             f"{RESULTS}/{{model}}/head_truth.parquet", model=conceptworld_models()

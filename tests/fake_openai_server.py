@@ -183,3 +183,19 @@ def completion(body: dict[str, Any], content: str) -> dict[str, Any]:
             "total_tokens": prompt + answer,
         },
     }
+
+
+def server_spec(server: FakeOpenAIServer, key_env: str, **overrides: Any) -> dict[str, Any]:
+    """An `openai_compatible` backend spec for `server`, fast retries, the key named by `key_env`."""
+    spec = {
+        "backend": "openai_compatible",
+        "model": "fake-model",
+        "base_url": server.base_url,
+        "api_key_env": key_env,
+        "max_retries": 3,
+        "timeout_s": 5,
+        "backoff_base_s": 0.001,
+        "backoff_max_s": 0.01,
+        "max_concurrency": 1,
+    }
+    return {**spec, **overrides}

@@ -27,19 +27,12 @@ from clipconcepts.llm import (
 )
 
 try:
-    from fake_openai_server import FakeOpenAIServer
+    from fake_openai_server import server_spec
 except ImportError:  # tests/ imported as a package
-    from tests.fake_openai_server import FakeOpenAIServer
+    from tests.fake_openai_server import server_spec
 
 SECRET = "sk-test-SECRET123"
 KEY_ENV = "CLIPCONCEPTS_TEST_LLM_KEY"
-
-
-@pytest.fixture
-def server():
-    fake = FakeOpenAIServer().start()
-    yield fake
-    fake.stop()
 
 
 @pytest.fixture
@@ -49,18 +42,7 @@ def backend(server, monkeypatch):
 
 
 def _spec(server, **overrides):
-    spec = {
-        "backend": "openai_compatible",
-        "model": "fake-model",
-        "base_url": server.base_url,
-        "api_key_env": KEY_ENV,
-        "max_retries": 3,
-        "timeout_s": 5,
-        "backoff_base_s": 0.001,
-        "backoff_max_s": 0.01,
-        "max_concurrency": 2,
-    }
-    return {**spec, **overrides}
+    return server_spec(server, KEY_ENV, **{"max_concurrency": 2, **overrides})
 
 
 def _textspans(n_heads: int) -> pl.DataFrame:

@@ -27,35 +27,16 @@ from clipconcepts.report.llm_usage import gather_llm_usage, prompts_body, sectio
 from clipconcepts.schemas import LLM_USAGE, LLM_USAGE_PROMPTS_KEY
 
 try:
-    from fake_openai_server import FakeOpenAIServer, token_counts
+    from fake_openai_server import server_spec, token_counts
 except ImportError:  # tests/ imported as a package
-    from tests.fake_openai_server import FakeOpenAIServer, token_counts
+    from tests.fake_openai_server import server_spec, token_counts
 
 SECRET = "sk-test-USAGE-SECRET-987"
 KEY_ENV = "CLIPCONCEPTS_TEST_USAGE_KEY"
 
 
-@pytest.fixture
-def server():
-    fake = FakeOpenAIServer().start()
-    yield fake
-    fake.stop()
-
-
 def _spec(server, **overrides):
-    spec = {
-        "backend": "openai_compatible",
-        "model": "fake-model",
-        "name": "fake",
-        "base_url": server.base_url,
-        "api_key_env": KEY_ENV,
-        "max_retries": 3,
-        "timeout_s": 5,
-        "backoff_base_s": 0.001,
-        "backoff_max_s": 0.01,
-        "max_concurrency": 1,
-    }
-    return {**spec, **overrides}
+    return server_spec(server, KEY_ENV, **{"name": "fake", **overrides})
 
 
 @pytest.fixture

@@ -297,13 +297,20 @@ def test_offline_llm_bank_names_every_class(tmp_path):
 
 # ------------------------------------------------------------------------------ concept world
 def test_true_and_random_regions():
-    image = np.zeros((40, 40, 3), np.uint8)
+    from clipconcepts.conceptworld.generator import fixed_regions
+
+    image = np.zeros((48, 48, 3), np.uint8)
     image[:] = (15, 25, 95)  # navy background
-    image[5:15, 5:15] = (220, 30, 30)  # a red object
-    image[6, 6] = (200, 60, 50)  # within 60 of red
+    image[16:26, 16:26] = (220, 30, 30)  # a red object
+    image[17, 17] = (200, 60, 50)  # within 60 of red
+    image[0:3, :] = (220, 30, 30)  # a red-ish frame edge is a fixed place, not the object
     obj = true_region(image, "red", "color", 60)
-    assert obj.sum() == 100 and obj[5:15, 5:15].all()
-    assert (true_region(image, "red", "texture", 60) == ~obj).all()
+    assert obj.sum() == 100 and obj[16:26, 16:26].all()
+    places = fixed_regions()
+    fixed = np.logical_or.reduce(list(places.values()))
+    assert (true_region(image, "red", "texture", 60) == (~obj & ~fixed)).all()
+    assert (true_region(image, "red", "frame", 60) == places["frame"]).all()
+    assert (true_region(image, "red", "dial", 60) == places["dial"]).all()
     assert object_mask(image, (30, 180, 30), 60).sum() == 0  # no green object
     rolled = random_region(obj, np.random.default_rng(0))
     assert rolled.sum() == obj.sum()  # same area

@@ -1,13 +1,10 @@
 """The papers' claims, tested where the truth is known: the concept world.
 
-Pipeline properties are checked on the concept-world CLIP the training tests share (conftest.py:
-the demo's recipe under `make test`, a short schedule under `make test-fast`; the
-real pipeline runs in process: decomposition -> TEXTSPAN on the world's text bank -> offline LLM
-labels and verdicts -> CCS). The papers' empirical claims need the demo-size model: they are
-checked on the demo's outputs (`make demo`), and skipped with a message when there are none.
-
-Findings are asserted as they are, not tuned: where the small world cannot express a claim
-(e.g. no head reaches CCS 5) the test says so and checks what the claim reduces to.
+Pipeline properties are checked on the shipped concept-world CLIP (the demo's model; the real
+pipeline runs in process: decomposition -> TEXTSPAN on the world's text bank -> offline LLM
+labels and verdicts -> CCS). The papers' claims are computed on the reduced demo (conftest.py:
+the demo's DAG with the shipped model and smaller sets, run by Snakemake): every claim must be
+testable there, and CCS 5 and CCS <= 1 heads must exist; the verdicts are printed, not asserted.
 """
 
 from __future__ import annotations
@@ -21,7 +18,7 @@ import torch
 
 from clipconcepts.ccs import ccs_at_k, ccs_table
 from clipconcepts.conceptworld.datasets import write_datasets
-from clipconcepts.conceptworld.lexicon import conceptworld_lexicon
+from clipconcepts.conceptworld.lexicon import CONCEPTS, conceptworld_concepts, conceptworld_lexicon
 from clipconcepts.conceptworld.model import MODEL_NAME
 from clipconcepts.conceptworld.textbank import conceptworld_textbank
 from clipconcepts.conceptworld.world import FAMILIES
@@ -32,13 +29,11 @@ from clipconcepts.llm import LLMCache, make_backend
 from clipconcepts.models import load_clip
 from clipconcepts.textspan import textspan
 
-DEMO = Path(__file__).resolve().parents[1] / "results/demo/conceptworld"
-
 
 @pytest.fixture(scope="module")
-def world(concept_world_run, tmp_path_factory):
-    """The shared concept-world training run (conftest.py) and a probe set of 300 images."""
-    out, _ = concept_world_run
+def world(shipped_run, tmp_path_factory):
+    """The shipped concept-world CLIP (conftest.py) and a probe set of 300 images."""
+    out, _ = shipped_run
     root = tmp_path_factory.mktemp("science")
     write_datasets(root / "data", n_probe=300, n_per_family=100, seed=0, progress=False)
     clip = load_clip(str(out / f"{MODEL_NAME}.json"), str(out / "checkpoint.pt"))
@@ -66,7 +61,11 @@ def analysed(world):
     spans = pl.DataFrame(rows).with_columns(
         pl.col("layer", "head").cast(pl.Int16), pl.col("rank").cast(pl.Int8)
     )
-    backend = make_backend({"backend": "offline", "model": "lexicon"}, conceptworld_lexicon())
+    backend = make_backend(
+        {"backend": "offline", "model": "lexicon"},
+        conceptworld_lexicon(),
+        concepts=conceptworld_concepts(),
+    )
     cache = LLMCache(root / "llm_cache")
     labels = label_heads(spans, backend, cache)
     verdicts = judge_heads(labels, spans, [backend], "per_text", cache)
@@ -74,15 +73,47 @@ def analysed(world):
     return clip, spans, labels, ccs
 
 
-def test_labels_are_the_majority_family_of_each_heads_texts(analysed):
+def _expected_label(families: list[str]) -> str:
+    """The labeller's rule, written out: the majority family (ties: met first), or a declared
+    coarse concept when it covers more of the texts than any one family."""
+    counts = Counter(families)  # insertion order = first occurrence
+    if not counts:
+        return "unclear"
+    best = max(counts, key=counts.get)
+    covered = {c: sum(counts[f] for f in fams) for c, fams in CONCEPTS.items()}
+    coarse = max(covered, key=covered.get)
+    return coarse if covered[coarse] > counts[best] else best
+
+
+def test_labels_are_the_majority_family_or_a_declared_concept(analysed):
     _, spans, labels, _ = analysed
     truth = {}
     for (layer, head), group in spans.sort("rank").group_by(["layer", "head"], maintain_order=True):
-        families = [f for f in group["family"] if f is not None]
-        counts = Counter(families)  # ties: the family met first, as the labeller's rule
-        truth[(layer, head)] = max(counts, key=counts.get) if counts else "unclear"
+        truth[(layer, head)] = _expected_label([f for f in group["family"] if f is not None])
     got = {(r["layer"], r["head"]): r["label"] for r in labels.iter_rows(named=True)}
     assert got == truth
+    assert set(got.values()) - set(FAMILIES) - set(CONCEPTS) <= {"unclear"}
+
+
+def test_coarse_concept_only_where_its_families_outnumber_any_one():
+    backend = make_backend(
+        {"backend": "offline", "model": "lexicon"},
+        conceptworld_lexicon(),
+        concepts=conceptworld_concepts(),
+    )
+    striped, teal = "a striped background", "a teal background"
+    assert backend.label([striped, striped + "s", teal, "a navy backdrop", "a red object"]) == (
+        "backdrop"
+    )
+    # as many texts for one family as for the concept: the finer name
+    assert backend.label([striped, "a dotted backdrop", "a red object"]) == "texture"
+    assert backend.label(["a red object", "a blue object", teal]) == "color"
+    assert backend.aligned("backdrop", teal) and backend.aligned("backdrop", striped)
+    assert not backend.aligned("backdrop", "a red object")
+    assert backend.aligned("texture", striped) and not backend.aligned("texture", teal)
+    plain = make_backend({"backend": "offline", "model": "lexicon"}, conceptworld_lexicon())
+    assert plain.label([striped, "a dotted backdrop", teal, "a navy backdrop"]) == "texture"
+    assert plain.identity() != backend.identity()  # the declaration is in the cache key
 
 
 def test_ccs_at_k_sums_to_one_and_matches_the_ground_truth(analysed):
@@ -90,71 +121,78 @@ def test_ccs_at_k_sums_to_one_and_matches_the_ground_truth(analysed):
     at_k = ccs_at_k(ccs).filter(pl.col("judge") == "majority")
     assert at_k["fraction"].sum() == pytest.approx(1.0)
     assert at_k["n_heads"].sum() == len(labels)
-    # CCS = number of a head's texts whose ground-truth family is its label
+    # CCS = number of a head's texts whose ground-truth family is its label (or one of the
+    # families of the declared concept it names)
     family = {(r["layer"], r["head"], r["rank"]): r["family"] for r in spans.iter_rows(named=True)}
     for row in ccs.filter(pl.col("judge") == "majority").iter_rows(named=True):
-        expected = sum(family[(row["layer"], row["head"], r)] == row["label"] for r in range(5))
+        fits = set(CONCEPTS.get(row["label"], (row["label"],)))
+        expected = sum(family[(row["layer"], row["head"], r)] in fits for r in range(5))
         assert row["ccs"] == expected, row
 
 
-def _demo(name: str) -> pl.DataFrame:
-    path = DEMO / name
-    if not path.is_file():
-        pytest.skip(f"no demo output {path}: run `make demo` to check this claim")
-    return pl.read_parquet(path)
+# ------------------------------------------------------------- the claims, on the reduced demo
+
+
+@pytest.fixture(scope="module")
+def demo_claims(reduced_demo):
+    """(config, results folder, the four claims) of the reduced demo (conftest.py)."""
+    from clipconcepts.report.claims import ClaimSettings, evaluate_claims
+    from clipconcepts.report.inputs import ModelInfo, gather_run
+
+    work, config, _ = reduced_demo
+    results = work / "results" / config["run"]
+    models = [ModelInfo(key, spec["arch"], None, key) for key, spec in config["models"].items()]
+    video = sorted((results / "conceptworld/video").glob("*.parquet"))
+    video = [p for p in video if p.name.count(".") == 1]  # {set}.parquet, not items/retrieval
+    run = gather_run(results, models, list(config["datasets"]), video)
+    ood = [name for name, spec in config["datasets"].items() if spec.get("ood")]
+    settings = ClaimSettings(**config["report"]["claims"])
+    claims = evaluate_claims(run, ood, config["prune"]["concept_pairs"], settings)
+    return config, results, claims
 
 
 @pytest.mark.xfail(
     strict=False,
-    reason="finding: the demo model (6 layers x 8 heads, 4 families of 6-9 values) has no CCS-5 "
-    "head: CCS@2 0.25, CCS@3 0.44, CCS@4 0.31 (the first world's 4 x 6 model: max CCS 3-4)",
+    reason="finding: the v3 world's demo model (8 x 12 heads of width 16, 8 families) has no "
+    "CCS-5 and no CCS<=1 head either: CCS 2-4 over the 36 analysed heads (docs/conceptworld.md)",
 )
-def test_demo_concept_consistent_heads_exist():
-    """Issue 9 asks for >= 2 heads with CCS = 5 and >= 2 with CCS <= 1 in the demo. Finding: the
-    richer world gives every analysed head CCS 2-4, none 5 and none <= 1 (the world was not tuned
-    further to produce them, as the issue asks)."""
-    ccs = _demo("ccs.parquet").filter(pl.col("judge") == "majority")
-    assert (ccs["ccs"] == 5).sum() >= 2, ccs.select("layer", "head", "label", "ccs")
-    assert (ccs["ccs"] <= 1).sum() >= 2, ccs.select("layer", "head", "label", "ccs")
+def test_demo_has_ccs_5_and_ccs_at_most_1_heads(demo_claims, capsys):
+    """Issue 19's target: CCS 5 and CCS <= 1 heads exist on the demo's model."""
+    _, results, _ = demo_claims
+    ccs = _majority_ccs(results)
+    counts = Counter(ccs["ccs"].to_list())
+    with capsys.disabled():
+        print(f"\n[science] reduced demo CCS over {ccs.height} heads: {sorted(counts.items())}")
+    assert (ccs["ccs"] == 5).sum() > 0, ccs.select("layer", "head", "label", "ccs")
+    assert (ccs["ccs"] <= 1).sum() > 0, ccs.select("layer", "head", "label", "ccs")
 
 
-def test_demo_family_heads_matter_more_than_unrelated_family_heads():
-    """The CCS paper's concept-specific claim (Figures 3-4) on the demo: on each dataset, pruning
-    the target family's labelled heads lowers accuracy more than pruning as many heads of the
-    unrelated family. Measured on the 2,200-step demo: it holds on color, position, texture and
-    both outlined (OOD) sets; on background neither set moves accuracy off 100% (saturated), the
-    one case where the claim cannot show (the report's verdict: inconclusive, saturated)."""
-    compared = 0
-    tables = [
-        p for p in (DEMO / "prune").glob("*.parquet") if not p.name.endswith(".items.parquet")
-    ]
-    for path in sorted(tables):
-        frame = pl.read_parquet(path)
-        original = frame.filter(pl.col("strategy") == "original")["top1"].item()
-        concept = frame.filter(pl.col("strategy").str.starts_with("concept:"))
-        if concept.is_empty() or concept["n_heads"][0] == 0:
-            continue
-        row = concept.row(0, named=True)  # the pair's target first, as prune_eval writes it
-        _, target, _, unrelated = row["strategy"].split(":")
-        other = concept.filter(pl.col("strategy") == f"concept:{unrelated}:vs:{target}")
-        if row["top1"] == other["top1"].item() == original:
-            continue  # saturated: neither set changes a single prediction
-        compared += 1
-        assert row["top1"] < other["top1"].item(), (path.stem, frame)
-    if compared == 0 and not (DEMO / "prune").is_dir():
-        pytest.skip(f"no demo output {DEMO / 'prune'}: run `make demo` to check this claim")
-    assert compared >= 2, "too few datasets with labelled heads on both sides to test the claim"
+def _majority_ccs(results: Path) -> pl.DataFrame:
+    return pl.read_parquet(results / "conceptworld/ccs.parquet").filter(
+        pl.col("judge") == "majority"
+    )
 
 
-def test_demo_high_ccs_heads_matter_more_than_low_and_random():
-    """The CCS paper's main claim (Tables 4-6, Figure 2): pruning CCS = 5 heads lowers mean
-    accuracy more than pruning CCS <= 1 heads and more than the mean over random seeds. Where the
-    world has no head in one of the groups the finding is reported (the report shows the same)."""
-    frames = [_demo(f"prune/{family}.parquet") for family in FAMILIES]  # in-domain sets
-    frame = pl.concat(frames)
-    n = dict(frame.group_by("strategy").agg(pl.col("n_heads").max()).iter_rows())
-    if not n.get("high") or not n.get("low"):
-        pytest.skip(f"finding: the demo has no CCS-5 or no CCS<=1 heads (heads pruned: {n})")
-    mean = dict(frame.group_by("strategy").agg(pl.col("top1").mean()).iter_rows())
-    assert mean["high"] < mean["low"], mean
-    assert mean["high"] < mean["random"], mean
+def test_demo_claims_are_computed_wherever_their_head_sets_exist(demo_claims, capsys):
+    """Claims (a) to (d) on the reduced demo: each is testable exactly when the head sets it
+    compares exist. Claim (b) (concept heads) must be testable; (a), (c) and (d) compare the
+    CCS-5 and CCS <= 1 sets, so they are not testable exactly when one of those is empty, and
+    then for that reason. The verdicts are findings (printed), not asserted."""
+    from clipconcepts.report.verdicts import UNTESTABLE
+
+    _, results, claims = demo_claims
+    assert [c.letter for c in claims] == ["a", "b", "c", "d"]
+    with capsys.disabled():
+        for claim in claims:
+            print(
+                f"[science] claim ({claim.letter}) {claim.title}: {claim.verdict}; {claim.summary}"
+            )
+    by_letter = {c.letter: c for c in claims}
+    assert by_letter["b"].verdict != UNTESTABLE, by_letter["b"].summary
+    ccs = _majority_ccs(results)
+    sets_exist = bool((ccs["ccs"] == 5).any() and (ccs["ccs"] <= 1).any())
+    for letter in "acd":
+        claim = by_letter[letter]
+        assert (claim.verdict != UNTESTABLE) == sets_exist, (letter, claim.summary)
+        if not sets_exist:
+            assert all("CCS" in case.text for case in claim.cases), (letter, claim.summary)

@@ -72,14 +72,12 @@ def _snakemake(args, cwd, timeout=1800):
 
 
 def reduced_demo_config() -> dict:
-    """config/demo.yaml with a short training, small sets and two datasets: the demo's DAG,
+    """config/demo.yaml with the shipped model, small sets and two datasets: the demo's DAG,
     every rule, in a few minutes on a 2-core machine. Only the knobs are overridden, so this
     follows the demo when the concept world changes."""
     config = yaml.safe_load((ROOT / "config/demo.yaml").read_text())
     config["run"] = "slurm-test"
-    config["conceptworld"].update(
-        train_steps=60, n_probe=200, n_per_family=40, eval_images_per_family=40
-    )
+    config["conceptworld"].update(n_probe=200, n_per_family=40, eval_images_per_family=40)
     config["extract"].update(batch_size=64, part_size=100)
     config["prune"].update(batch_size=64, random_seeds=[0, 1, 2])  # the claims need 3
     keep = [name for name, spec in config["datasets"].items() if not spec.get("ood")][:2]
@@ -142,15 +140,15 @@ def test_reduced_demo_runs_through_slurm(slurm_run, capsys):
     jobs = SUBMITTED.findall(first)
     with capsys.disabled():
         print(f"\n[slurm] reduced demo: {len(jobs)} SLURM jobs, {seconds:.0f} s")
-    # every rule but the local (LLM) ones and `all` ran as a SLURM job, the training among them
+    # every rule but the local (LLM) ones and `all` ran as a SLURM job, the model's among them
     assert len(jobs) >= 10, first[-4000:]
-    assert re.search(r"submitted with SLURM jobid \d+ \(log: .*rule_train_concept_clip", first)
+    assert re.search(r"submitted with SLURM jobid \d+ \(log: .*rule_concept_clip", first)
     # status from squeue all along (no accounting here: a fallback to sacct would hang)
     assert "Falling back to 'sacct'" not in first
-    # the rules' requests: `device: cpu` asks for no GPU; training for 2 CPUs and 4 GB
+    # the rules' requests: `device: cpu` asks for no GPU; the model's job for 2 CPUs and 4 GB
     calls = re.findall(r"sbatch call: (.*)", first)
     assert len(calls) == len(jobs) and not any("--gpus" in call for call in calls)
-    train = next(call for call in calls if "rule_train_concept_clip" in call)
+    train = next(call for call in calls if "rule_concept_clip" in call)
     assert "--cpus-per-task=2" in train and "--mem 4000" in train
     results = work / config.get("results", "results") / config["run"]
     model = next(iter(config["models"]))

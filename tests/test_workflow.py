@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 from html.parser import HTMLParser
@@ -17,6 +16,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 import yaml
+
+from clipconcepts.conceptworld.world import FAMILIES as CONCEPTWORLD_FAMILIES
 
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
@@ -126,29 +127,9 @@ class _Sections(HTMLParser):
 
 
 @pytest.fixture(scope="module")
-def small_demo(tmp_path_factory):
-    """The demo DAG on a reduced concept world (short training, small sets), run once."""
-    work = tmp_path_factory.mktemp("workflow")
-    for name in ("Snakefile", "rules", "config", "profiles", "envs"):
-        src = ROOT / name
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, work / name)
-    shutil.copytree(ROOT / "src", work / "src", ignore=shutil.ignore_patterns("__pycache__"))
-    config = yaml.safe_load((ROOT / "config/demo.yaml").read_text())
-    config["conceptworld"].update(
-        train_steps=40, n_probe=96, n_per_family=40, eval_images_per_family=40
-    )
-    config["extract"].update(batch_size=32, part_size=50)
-    config["prune"].update(batch_size=64, random_seeds=[0, 1, 2])  # the claims need 3
-    # the later stages on a smaller share (every rule still runs)
-    config["mutual"]["datasets"] = dict(list(config["mutual"]["datasets"].items())[:2])
-    config["mutual"]["images_per_class"] = 5
-    config["attribution"]["n_images"] = 8
-    config["video"]["conceptworld"]["n_videos"] = 40
-    (work / "config/small.yaml").write_text(yaml.safe_dump(config))
-    out = _run(
-        ["--profile", "profiles/local", "--configfile", "config/small.yaml", "--cores", "2"], work
-    )
-    return work, config, out
+def small_demo(reduced_demo):
+    """The demo DAG on a reduced concept world (conftest.py), run once per session."""
+    return reduced_demo
 
 
 def test_small_demo_extraction_outputs(small_demo):
@@ -192,7 +173,7 @@ def test_small_demo_every_stage_and_report(small_demo):
         assert summary.schema == pl.Schema(SUMMARY_SCHEMA)
         assert summary.filter(pl.col("level") == "dataset")["method"].to_list() == ["pca", "kmeans"]
         truth = pl.read_parquet(folder / "truth.parquet")
-        assert set(truth["family"]) == {"all", "color", "position", "background", "texture"}
+        assert set(truth["family"]) == {"all", *CONCEPTWORLD_FAMILIES}
         bank = pl.read_parquet(results / f"mutual/descriptors/{name}.parquet")
         assert bank["family"].null_count() == 0
     parser = _Sections()
@@ -287,4 +268,4 @@ def test_rerun_after_code_edit_of_extraction(small_demo):
     module = work / "src/clipconcepts/extract.py"
     module.write_text(module.read_text() + "\n")
     counts = _dry(work)
-    assert "extract" in counts and "train_concept_clip" not in counts, counts
+    assert "extract" in counts and "concept_clip" not in counts, counts

@@ -1,4 +1,5 @@
-"""The concept world's workflow steps: train its CLIP, write its datasets, find its heads' truth."""
+"""The concept world's workflow steps: its CLIP (the shipped one, or trained), its datasets, its
+heads' truth; and the maintainer's step that ships a trained CLIP with the package."""
 
 from __future__ import annotations
 
@@ -17,6 +18,48 @@ def _train_args(p):
     p.add_argument("--eval-images-per-family", type=int, default=1000)
     p.add_argument("--checkpoint-every", type=int, default=50)
     p.add_argument("--threads", type=int, default=None)
+
+
+def _concept_clip_args(p):
+    _train_args(p)
+    p.add_argument(
+        "--source",
+        choices=["shipped", "train"],
+        default="shipped",
+        help="shipped: install the package's trained model (its recipe must be this one); "
+        "train: train one from scratch",
+    )
+
+
+def _concept_clip(args):
+    if args.source == "train":
+        return _train(args)
+    from clipconcepts.conceptworld.shipped import install
+
+    metrics = install(
+        args.out_dir,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        seed=args.seed,
+        eval_images_per_family=args.eval_images_per_family,
+    )
+    log.info("shipped concept-world CLIP, zero-shot accuracy per family:\n%s", metrics)
+
+
+def _ship_args(p):
+    p.add_argument("--train-dir", required=True, help="a finished train-concept-clip run")
+    p.add_argument("--steps", type=int, required=True)
+    p.add_argument("--batch-size", type=int, required=True)
+    p.add_argument("--lr", type=float, required=True)
+    p.add_argument("--seed", type=int, required=True)
+
+
+def _ship(args):
+    from clipconcepts.conceptworld.shipped import SHIPPED_DIR, ship
+
+    metadata = ship(args.train_dir, args.steps, args.batch_size, args.lr, args.seed)
+    log.info("shipped to %s: recipe %s", SHIPPED_DIR, metadata["recipe_sha256"])
 
 
 def _train(args):
@@ -81,7 +124,13 @@ def _head_truth(args):
 
 # step name -> (help, add_args(parser), run(args))
 STEPS = {
+    "concept-clip": (
+        "the concept-world CLIP: the shipped one or a trained one",
+        _concept_clip_args,
+        _concept_clip,
+    ),
     "train-concept-clip": ("train the concept-world CLIP", _train_args, _train),
+    "ship-concept-clip": ("ship a trained concept-world CLIP", _ship_args, _ship),
     "conceptworld-data": ("write the concept-world datasets", _data_args, _data),
     "head-truth": ("per head: the family it writes (concept world)", _head_truth_args, _head_truth),
 }

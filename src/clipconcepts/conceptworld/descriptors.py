@@ -19,6 +19,10 @@ PHRASINGS: dict[str, tuple[str, str]] = {
     "position": ("an object at the {}", "something in the {}"),
     "background": ("a {} background", "a {} backdrop"),
     "texture": ("a {} background", "a {} pattern"),
+    "frame": ("a {} frame", "a {} border"),
+    "ground": ("{} ground", "a {} floor"),
+    "tag": ("a {} tag", "a {} label"),
+    "dial": ("a dial at {}", "a hand pointing to {}"),
 }
 
 _WORD = re.compile(r"[a-z]+")

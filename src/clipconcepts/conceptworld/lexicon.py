@@ -2,6 +2,8 @@
 
 Used by the offline LLM backend: a head's label is the majority family among its texts, and a
 text is judged aligned with a label when it contains a lexicon entry of the label's family.
+`CONCEPTS` declares the coarser concepts the offline labeller may name instead (see
+`llm.backends.OfflineBackend`): only these, nothing inferred.
 Matching is on whole words (`families_in_text`), so "bright" never matches "right".
 """
 
@@ -35,7 +37,22 @@ _FAMILY_WORDS: dict[str, tuple[str, ...]] = {
         "vertical",
         "diagonal",
     ),
+    "frame": ("frame", "framed", "border"),
+    "ground": ("ground", "floor"),
+    "tag": ("tag", "label", "sticker"),
+    "dial": ("dial", "clock", "gauge", "hand"),
 }
+
+
+# Coarser concepts a labeller may name when a head's texts share one: both the backdrop's colour
+# and its pattern are "the background" to a person (and to an LLM asked whether "a teal backdrop"
+# fits a head labelled "background patterns"). The name is not a lexicon word of either family.
+CONCEPTS: dict[str, tuple[str, ...]] = {"backdrop": ("background", "texture")}
+
+
+def conceptworld_concepts() -> dict[str, tuple[str, ...]]:
+    """Declared coarse concept -> the families it covers."""
+    return dict(CONCEPTS)
 
 
 @cache

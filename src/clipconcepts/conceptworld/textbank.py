@@ -13,7 +13,7 @@ import polars as pl
 
 from clipconcepts.conceptworld.world import FAMILIES, SYNONYMS, n_values
 
-TEXTS_PER_FAMILY = 72  # divisible by every family's number of values (8, 9, 6, 6)
+TEXTS_PER_FAMILY = 72  # divisible by every family's number of values (8, 9 or 6)
 
 # Phrasings per family; "{}" takes a value word (canonical name or synonym). A family needs
 # phrasings x synonyms >= TEXTS_PER_FAMILY / values distinct texts per value.
@@ -63,6 +63,62 @@ _PHRASINGS: dict[str, tuple[str, ...]] = {
         "something in front of a {} backdrop",
         "a picture with a {} background",
     ),
+    "frame": (
+        "a {} frame",
+        "an image in a {} frame",
+        "a picture with a {} frame",
+        "a photo in a {} frame",
+        "a {} border around the image",
+        "a scene framed in {}",
+        "an object inside a {} frame",
+        "the frame is {}",
+        "a {} picture frame",
+        "an image with a {} border",
+        "something in a {} frame",
+        "a shape surrounded by a {} frame",
+    ),
+    "ground": (
+        "{} ground",
+        "an object above {} ground",
+        "a scene with {} ground",
+        "a photo of {} ground",
+        "a strip of {} ground",
+        "the ground is {}",
+        "something over {} ground",
+        "a picture with {} ground below",
+        "an image with a {} floor",
+        "a shape above a {} floor",
+        "the floor is {}",
+        "a scene over {} ground",
+    ),
+    "tag": (
+        "a {} tag",
+        "an image with a {} tag",
+        "a picture with a {} tag",
+        "a {} tag on the image",
+        "a small {} tag",
+        "the tag is {}",
+        "a photo with a {} label",
+        "a {} sticker",
+        "something next to a {} tag",
+        "a scene with a small {} tag",
+        "an image marked with a {} tag",
+        "a {} label on the picture",
+    ),
+    "dial": (
+        "a dial pointing to {}",
+        "an image with a dial at {}",
+        "a photo of a dial showing {}",
+        "a dial at {}",
+        "a clock hand at {}",
+        "the dial reads {}",
+        "a small dial set to {}",
+        "a dial whose hand points to {}",
+        "a gauge pointing at {}",
+        "a picture with a dial at {}",
+        "a hand pointing to {}",
+        "a scene with a dial showing {}",
+    ),
 }
 
 # Descriptions of things the world does not contain; none uses a lexicon word.
@@ -81,7 +137,7 @@ DISTRACTORS: tuple[str, ...] = (
     "a car parked on a street",
     "a bird sitting on a branch",
     "a crowded market",
-    "a snowy forest",
+    "a snowy mountain pass",
     "a child playing with a ball",
     "a cup of coffee",
     "a stack of books",
@@ -103,7 +159,7 @@ DISTRACTORS: tuple[str, ...] = (
     "a waterfall in the jungle",
     "a fish in an aquarium",
     "a butterfly on a leaf",
-    "a clock on a wall",
+    "a lamp on a table",
     "a pair of shoes",
     "a bottle of wine",
     "an elephant in the savanna",

@@ -135,7 +135,7 @@ def train_concept_clip(
         _tmp(out_dir / CHECKPOINT_NAME).replace(out_dir / CHECKPOINT_NAME)
         _write_parquet(train_log, out_dir / TRAIN_LOG_NAME)
         (out_dir / STATE_NAME).unlink(missing_ok=True)
-        metrics = _evaluate(model, tokenizer, eval_images_per_family, seed).with_columns(
+        metrics = evaluate_families(model, tokenizer, eval_images_per_family, seed).with_columns(
             steps=pl.lit(steps, pl.Int64),
             batch_size=pl.lit(batch_size, pl.Int64),
             seed=pl.lit(seed, pl.Int64),
@@ -245,7 +245,7 @@ def _load_state(path: Path, settings: dict) -> dict | None:
     return state
 
 
-def _evaluate(model, tokenizer, n_per_family: int, seed: int) -> pl.DataFrame:
+def evaluate_families(model, tokenizer, n_per_family: int, seed: int) -> pl.DataFrame:
     """Zero-shot accuracy per family on class-balanced held-out images."""
     rows = []
     for family_index, family in enumerate(FAMILIES):

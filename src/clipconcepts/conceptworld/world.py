@@ -3,6 +3,12 @@
 Everything that names a concept lives here, so the generator, the captions, the zero-shot sets,
 the text bank and the lexicon can never disagree about what a value is called.
 
+Eight families: the object's colour and position, the backdrop's colour and pattern, the frame's
+colour, the colour of the ground strip along the bottom, the colour of a small tag in the top right
+corner and the direction a dial's hand points in (top left corner). More families than a head has
+room for keeps a head's 5 TEXTSPAN picks from landing in the same family by pigeonhole (with 4
+families, 5 texts always put 2 in one family), and gives heads that write several families.
+
 Every family has at least 6 values, so it spans at least 5 directions of the text space: a head
 that writes one family can have 5 TEXTSPAN picks inside that family (with 2-4 values, as in the
 first world, a family's directions ran out after 1-3 picks and no head could reach CCS 5).
@@ -18,7 +24,16 @@ from __future__ import annotations
 
 # Families in a fixed order; the order is part of the public interface (attribute dicts and
 # dataset folders follow it).
-FAMILIES: tuple[str, ...] = ("color", "position", "background", "texture")
+FAMILIES: tuple[str, ...] = (
+    "color",
+    "position",
+    "background",
+    "texture",
+    "frame",
+    "ground",
+    "tag",
+    "dial",
+)
 
 # Canonical value names per family (index = attribute value = class label).
 VALUES: dict[str, tuple[str, ...]] = {
@@ -36,6 +51,17 @@ VALUES: dict[str, tuple[str, ...]] = {
     ),
     "background": ("black", "gray", "teal", "brown", "navy", "olive"),
     "texture": ("plain", "striped", "banded", "slanted", "checkered", "dotted"),
+    "frame": ("gold", "silver", "cyan", "magenta", "crimson", "azure"),
+    "ground": ("forest", "aqua", "rose", "cream", "lavender", "chartreuse"),
+    "tag": ("coral", "indigo", "mint", "ivory", "violet", "jade"),
+    "dial": (
+        "twelve o'clock",
+        "two o'clock",
+        "four o'clock",
+        "six o'clock",
+        "eight o'clock",
+        "ten o'clock",
+    ),
 }
 
 # RGB of each object colour and each background colour. Object colours are bright, background
@@ -60,6 +86,37 @@ BACKGROUND_RGB: tuple[tuple[int, int, int], ...] = (
     (15, 25, 95),  # navy
     (70, 110, 0),  # olive
 )
+# The ground strip is drawn under the object: every ground colour is at least 100 from every object
+# colour and at least 45 from every background and pattern colour. Frame, tag and dial sit at fixed
+# places drawn over everything, so their colours only need to differ from each other (> 100 apart
+# within a family); they are read from where they are, not from how they look.
+GROUND_RGB: tuple[tuple[int, int, int], ...] = (
+    (15, 60, 0),  # forest
+    (0, 255, 195),  # aqua
+    (255, 0, 120),  # rose
+    (255, 255, 135),  # cream
+    (150, 120, 255),  # lavender
+    (90, 255, 0),  # chartreuse
+)
+FRAME_RGB: tuple[tuple[int, int, int], ...] = (
+    (255, 200, 0),  # gold
+    (190, 190, 200),  # silver
+    (0, 220, 255),  # cyan
+    (255, 0, 255),  # magenta
+    (150, 0, 30),  # crimson
+    (0, 110, 255),  # azure
+)
+TAG_RGB: tuple[tuple[int, int, int], ...] = (
+    (255, 110, 90),  # coral
+    (70, 0, 160),  # indigo
+    (150, 255, 190),  # mint
+    (255, 255, 215),  # ivory
+    (200, 120, 255),  # violet
+    (0, 150, 100),  # jade
+)
+# The dial: a dark face with a light hand, neither near an object colour.
+DIAL_FACE_RGB = (20, 20, 20)
+DIAL_HAND_RGB = (120, 255, 255)
 # Pattern pixels of a textured background are the background colour brightened by this much
 # (per channel), a shift no object colour is near.
 TEXTURE_CONTRAST = 50
@@ -88,6 +145,10 @@ SYNONYMS: dict[str, tuple[tuple[str, ...], ...]] = {
         ("checkered", "chequered"),
         ("dotted", "spotted"),
     ),
+    "frame": tuple((name,) for name in VALUES["frame"]),
+    "ground": tuple((name,) for name in VALUES["ground"]),
+    "tag": tuple((name,) for name in VALUES["tag"]),
+    "dial": tuple((name,) for name in VALUES["dial"]),
 }
 
 # Zero-shot prompt templates per family; "{}" is replaced by the canonical value name. They are
@@ -104,6 +165,14 @@ TEMPLATES: dict[str, tuple[str, ...]] = {
         "an object on a {} background.",
         "a scene on a {} background.",
         "a photo of a shape against a {} background.",
+    ),
+    "frame": ("an image in a {} frame.", "a picture with a {} frame.", "a photo in a {} frame."),
+    "ground": ("an object above {} ground.", "a scene with {} ground.", "a photo of {} ground."),
+    "tag": ("an image with a {} tag.", "a picture with a {} tag.", "a photo with a {} tag."),
+    "dial": (
+        "a dial pointing to {}.",
+        "an image with a dial at {}.",
+        "a photo of a dial showing {}.",
     ),
 }
 

@@ -149,9 +149,12 @@ class LexiconMatcher:
 class OfflineBackend(Backend):
     """Deterministic, no network. Labelling: the family most of the texts belong to (a text
     belongs to the family of its first lexicon hit; texts without a hit do not vote; ties go to
-    the family met first; no hit at all gives "unclear"). Judging: a text fits a label when it
-    holds a lexicon word of the label's family. Describing a class: the same `descriptors` for
-    every class (class-agnostic; default: the lexicon's entries, sorted)."""
+    the family met first; no hit at all gives "unclear"). A declared coarse concept (`concepts`:
+    name -> the families it covers) is named instead when it covers more voting texts than any
+    one family (a tie goes to the family: the finer name). Judging: a text fits a label when it
+    holds a lexicon word of the label's family, or of one of the concept's families. Describing
+    a class: the same `descriptors` for every class (class-agnostic; default: the lexicon's
+    entries, sorted)."""
 
     kind = "offline"
 
@@ -160,9 +163,26 @@ class OfflineBackend(Backend):
         lexicon: Mapping[str, str],
         name: str | None = None,
         descriptors: Sequence[str] | None = None,
+        concepts: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
         self.matcher = LexiconMatcher(lexicon)
-        blob = json.dumps(self.matcher.lexicon, sort_keys=True, ensure_ascii=False)
+        self.concepts = {
+            str(c): tuple(str(f) for f in fams) for c, fams in (concepts or {}).items()
+        }
+        known = set(self.matcher.lexicon.values())
+        for concept, families in self.concepts.items():
+            if len(families) < 2 or not set(families) <= known or concept in known:
+                raise LLMConfigError(
+                    f"offline LLM backend: concept {concept!r} must cover at least two lexicon "
+                    f"families and not be one itself (got {list(families)})"
+                )
+        blob = json.dumps(
+            self.matcher.lexicon
+            if not self.concepts
+            else {"lexicon": self.matcher.lexicon, "concepts": self.concepts},
+            sort_keys=True,
+            ensure_ascii=False,
+        )
         self.lexicon_sha256 = hashlib.sha256(blob.encode()).hexdigest()
         self.model = f"lexicon-{self.lexicon_sha256[:12]}"
         self.name = name or "offline"
@@ -189,9 +209,17 @@ class OfflineBackend(Backend):
         if not votes:
             return UNCLEAR_LABEL
         counts = Counter(votes)  # insertion order = first occurrence, so ties go to the first
-        return max(counts, key=lambda family: counts[family])
+        best = max(counts, key=lambda family: counts[family])
+        covered = {c: sum(counts[f] for f in fams) for c, fams in self.concepts.items()}
+        coarse = max(covered, key=lambda c: covered[c], default=None)
+        if coarse is not None and covered[coarse] > counts[best]:
+            return coarse
+        return best
 
     def aligned(self, label: str, text: str) -> bool:
+        concept = self.concepts.get(" ".join(_words(label)))
+        if concept is not None:
+            return bool(set(concept) & set(self.matcher.families(text)))
         family = self.matcher.family_of_label(label)
         return family is not None and family in self.matcher.families(text)
 
@@ -226,9 +254,11 @@ def make_backend(
     spec: Mapping[str, Any],
     lexicon: Mapping[str, str] | None = None,
     descriptors: Sequence[str] | None = None,
+    concepts: Mapping[str, Sequence[str]] | None = None,
 ) -> Backend:
-    """A backend from a config mapping (keys: `backend` plus those of `DEFAULTS`); `lexicon`
-    and `descriptors` are the offline backend's (see `OfflineBackend`), ignored by the others."""
+    """A backend from a config mapping (keys: `backend` plus those of `DEFAULTS`); `lexicon`,
+    `descriptors` and `concepts` are the offline backend's (see `OfflineBackend`), ignored by the
+    others."""
     if "backend" not in spec:
         raise LLMConfigError(f"LLM config needs a 'backend' key, one of {BACKEND_KINDS}")
     kind = spec["backend"]
@@ -242,7 +272,9 @@ def make_backend(
     if kind == "offline":
         if lexicon is None:
             raise LLMConfigError("the offline LLM backend needs a lexicon (word -> concept family)")
-        return OfflineBackend(lexicon, name=spec.get("name"), descriptors=descriptors)
+        return OfflineBackend(
+            lexicon, name=spec.get("name"), descriptors=descriptors, concepts=concepts
+        )
 
     cfg = {**DEFAULTS, **spec}
     if kind == "openai_compatible":

@@ -37,6 +37,16 @@ def offline_descriptors(lexicon: str | None) -> list[str] | None:
     return [text for text, _, _ in conceptworld_descriptors()]
 
 
+def declared_concepts(lexicon: str | None) -> dict[str, tuple[str, ...]] | None:
+    """Coarse concepts the offline labeller may name: the concept world declares its own
+    (`conceptworld.lexicon.CONCEPTS`); other lexicons declare none."""
+    if lexicon != "conceptworld":
+        return None
+    from clipconcepts.conceptworld.lexicon import conceptworld_concepts
+
+    return conceptworld_concepts()
+
+
 def backend_from_spec(spec: dict):
     """The backend an `llm.backends.<name>` spec describes (secrets come from the environment)."""
     from clipconcepts.llm.backends import make_backend
@@ -45,7 +55,9 @@ def backend_from_spec(spec: dict):
     if spec.get("backend") != "offline":
         return make_backend(spec)
     name = spec.pop("lexicon", None)
-    return make_backend(spec, resolve_lexicon(name), offline_descriptors(name))
+    return make_backend(
+        spec, resolve_lexicon(name), offline_descriptors(name), declared_concepts(name)
+    )
 
 
 @contextlib.contextmanager

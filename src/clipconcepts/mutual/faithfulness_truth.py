@@ -36,6 +36,10 @@ REGION_OF_FAMILY = {
     "position": "object",
     "background": "background",
     "texture": "background",
+    "frame": "frame",
+    "ground": "ground",
+    "tag": "tag",
+    "dial": "dial",
 }
 
 
@@ -55,8 +59,25 @@ def true_region(image: np.ndarray, color: str, family: str, tolerance: float) ->
     """The region carrying the set's attribute: the object, or the background around it."""
     if family not in REGION_OF_FAMILY:
         raise ValueError(f"no true region for family {family!r}: use {sorted(REGION_OF_FAMILY)}")
-    mask = object_mask(image, object_rgb(color), tolerance)
-    return mask if REGION_OF_FAMILY[family] == "object" else ~mask
+    from clipconcepts.conceptworld.generator import IMAGE_SIZE, fixed_regions
+
+    # the fixed places exist at the world's own size (other images: none)
+    world_size = image.shape[:2] == (IMAGE_SIZE, IMAGE_SIZE)
+    places = fixed_regions() if world_size else {}
+    fixed = (
+        np.logical_or.reduce(list(places.values()))
+        if places
+        else np.zeros(image.shape[:2], dtype=bool)
+    )
+    obj = object_mask(image, object_rgb(color), tolerance) & ~fixed
+    region = REGION_OF_FAMILY[family]
+    if region == "object":
+        return obj
+    if region == "background":
+        return ~obj & ~fixed
+    if region not in places:
+        raise ValueError(f"no {region} in a {image.shape[0]}x{image.shape[1]} image")
+    return places[region] & ~obj
 
 
 def random_region(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:

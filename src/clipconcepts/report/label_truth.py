@@ -40,11 +40,21 @@ def _lexicon() -> tuple[Callable[[str], set[str]] | None, str]:
     Imported lazily: `clipconcepts.conceptworld` loads torch, which the report's own conda env
     does not have; without it, labels are matched on family names only (and the page says so)."""
     try:
-        from clipconcepts.conceptworld.lexicon import families_in_text
+        from clipconcepts.conceptworld.lexicon import CONCEPTS, families_in_text
     except ImportError as err:
         log.warning("concept-world lexicon unavailable (%s): matching family names only", err)
         return None, f"family names only (the concept-world lexicon could not be loaded: {err})"
-    return families_in_text, "the concept-world lexicon (families_in_text) and family names"
+
+    def named(text: str) -> set[str]:
+        # A declared coarse concept ("backdrop") names every family it covers.
+        words = set(_WORD.findall(text.lower()))
+        coarse = {f for concept, fams in CONCEPTS.items() if concept in words for f in fams}
+        return families_in_text(text) | coarse
+
+    return named, (
+        "the concept-world lexicon (families_in_text), its declared coarse concepts and "
+        "family names"
+    )
 
 
 def families_named(

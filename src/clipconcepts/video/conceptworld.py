@@ -6,7 +6,9 @@ line from the image centre. Its families are the world's `color`, `background` a
 plus two of motion: `motion` (left, right, up, down) and `speed` (slow: 6 px over the clip,
 half a grid step; fast: 12 px, to the next grid cell). Per-frame pixel noise is drawn afresh;
 colours, shape, size and texture phase are drawn once per clip. The clips are encoded with
-H.264 (yuv420p, `CRF`) and read back through the same decoder as MSR-VTT.
+H.264 (yuv420p, `CRF`) and read back through the same decoder as MSR-VTT. The world's fixed
+places (ground strip, tag, dial, frame) are drawn as in its images, with values drawn once per
+clip and never captioned: they are part of every image the model saw, not of what a clip is about.
 
 Starting every clip at the centre makes the direction visible to a mean-pooled model through
 where the object spends its time (left clips lie in the left half); a model that pools frames
@@ -38,9 +40,20 @@ from clipconcepts.conceptworld.generator import (
     SIZE_JITTER,
     TEXTURE_CONTRAST,
     TEXTURE_PERIOD,
+    dial_hand_mask,
+    fixed_regions,
     texture_mask,
 )
-from clipconcepts.conceptworld.world import BACKGROUND_RGB, OBJECT_RGB, values_of
+from clipconcepts.conceptworld.world import (
+    BACKGROUND_RGB,
+    DIAL_FACE_RGB,
+    DIAL_HAND_RGB,
+    FRAME_RGB,
+    GROUND_RGB,
+    OBJECT_RGB,
+    TAG_RGB,
+    values_of,
+)
 from clipconcepts.video.decode import write_video
 
 log = logging.getLogger(__name__)
@@ -88,7 +101,22 @@ def render_clip(attrs: dict[str, int], n_frames: int, rng: np.random.Generator) 
     dx = coords[None, None, :] - centres[:, 0, None, None]  # [T, 1, W]
     dy = coords[None, :, None] - centres[:, 1, None, None]  # [T, H, 1]
     mask = shape(dx, dy, np.full((n_frames, 1, 1), half, dtype=np.float32))
+    places = fixed_regions()
+    ground, tag, frame_rgb = (
+        np.asarray(palette[rng.integers(0, len(palette))], dtype=np.float32)
+        + rng.uniform(-COLOR_JITTER, COLOR_JITTER, size=3).astype(np.float32)
+        for palette in (GROUND_RGB, TAG_RGB, FRAME_RGB)
+    )
+    hand = dial_hand_mask(rng.integers(0, len(values_of("dial")), size=1))[0]
+    background = np.where(places["ground"][..., None], ground, background)
     frames = np.where(mask[..., None], obj[None, None, None, :], background[None])
+    for region, rgb in (
+        (places["tag"], tag),
+        (places["dial"], np.asarray(DIAL_FACE_RGB, np.float32)),
+        (hand, np.asarray(DIAL_HAND_RGB, np.float32)),
+        (places["frame"], frame_rgb),
+    ):
+        frames = np.where(region[None, ..., None], rgb, frames)
     frames = frames + PIXEL_NOISE_STD * rng.standard_normal(frames.shape, dtype=np.float32)
     return np.clip(np.rint(frames), 0, 255).astype(np.uint8)
 
