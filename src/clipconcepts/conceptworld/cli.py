@@ -20,6 +20,11 @@ def _train_args(p):
     p.add_argument("--threads", type=int, default=None)
 
 
+def _recipe(args) -> dict:
+    """The training recipe a step's options name (what the shipped model is checked against)."""
+    return {"steps": args.steps, "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed}
+
+
 def _concept_clip_args(p):
     _train_args(p)
     p.add_argument(
@@ -37,12 +42,7 @@ def _concept_clip(args):
     from clipconcepts.conceptworld.shipped import install
 
     metrics = install(
-        args.out_dir,
-        steps=args.steps,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        seed=args.seed,
-        eval_images_per_family=args.eval_images_per_family,
+        args.out_dir, **_recipe(args), eval_images_per_family=args.eval_images_per_family
     )
     log.info("shipped concept-world CLIP, zero-shot accuracy per family:\n%s", metrics)
 
@@ -58,7 +58,7 @@ def _ship_args(p):
 def _ship(args):
     from clipconcepts.conceptworld.shipped import SHIPPED_DIR, ship
 
-    metadata = ship(args.train_dir, args.steps, args.batch_size, args.lr, args.seed)
+    metadata = ship(args.train_dir, **_recipe(args))
     log.info("shipped to %s: recipe %s", SHIPPED_DIR, metadata["recipe_sha256"])
 
 
@@ -67,10 +67,7 @@ def _train(args):
 
     metrics = train_concept_clip(
         args.out_dir,
-        steps=args.steps,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        seed=args.seed,
+        **_recipe(args),
         eval_images_per_family=args.eval_images_per_family,
         threads=args.threads,
         checkpoint_every=args.checkpoint_every,

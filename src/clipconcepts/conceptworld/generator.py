@@ -342,7 +342,7 @@ def make_captions(
         for k, (family, options) in enumerate(_EXTRA_PHRASES.items()):
             if m[family]:
                 phrase = options[c[8 + k] % len(options)].format(word(family, 0))
-                phrases.append(_fix_article(phrase))
+                phrases.append(fix_article(phrase))
         captions.append(_arrange(phrases, int(c[6]), int(c[7])))
     return captions, mention
 
@@ -371,7 +371,7 @@ def _arrange(phrases: list[str], order: int, prefix: int) -> str:
     return text
 
 
-def _fix_article(text: str) -> str:
+def fix_article(text: str) -> str:
     """ "a indigo tag" -> "an indigo tag" (the article before a vowel-initial word)."""
     words = text.split(" ")
     for i, word in enumerate(words[:-1]):

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import polars as pl
 
+from clipconcepts.conceptworld.generator import fix_article
 from clipconcepts.conceptworld.world import FAMILIES, SYNONYMS, n_values
 
 TEXTS_PER_FAMILY = 72  # divisible by every family's number of values (8, 9 or 6)
@@ -194,7 +195,7 @@ def _value_texts(family: str, words: tuple[str, ...], count: int) -> list[str]:
     for i in range(n_phrasings * len(words)):
         # Diagonal walk: each (phrasing, word) pair once; consecutive texts change word.
         word = words[(i // n_phrasings + i % n_phrasings) % len(words)]
-        text = _fix_article(phrasings[i % n_phrasings].format(word))
+        text = fix_article(phrasings[i % n_phrasings].format(word))
         if text not in texts:
             texts.append(text)
         if len(texts) == count:
@@ -202,15 +203,6 @@ def _value_texts(family: str, words: tuple[str, ...], count: int) -> list[str]:
     raise AssertionError(
         f"text bank: only {len(texts)} phrasings for a {family} value, need {count}"
     )
-
-
-def _fix_article(text: str) -> str:
-    """'a orange object' -> 'an orange object' (only the article before a vowel-initial word)."""
-    words = text.split(" ")
-    for i, word in enumerate(words[:-1]):
-        if word == "a" and words[i + 1][0] in "aeiou":
-            words[i] = "an"
-    return " ".join(words)
 
 
 def write_textbank(path: str | Path) -> Path:
