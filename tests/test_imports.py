@@ -88,3 +88,26 @@ def test_no_stage_imports_the_cli():
         if "clipconcepts.cli" in targets and m != "clipconcepts.__main__"
     )
     assert offenders == [], f"modules importing clipconcepts.cli: {offenders}"
+
+
+def test_the_cli_starts_without_torch():
+    """`python -m clipconcepts STEP` loads only its step's libraries: the sub-commands that need
+    no torch (labelling, judging, CCS, the report...) start in a fraction of a second, which adds
+    up over a workflow's jobs (on a cluster, each is a job of its own)."""
+    import subprocess
+    import sys
+
+    probe = "import sys, clipconcepts.cli; print(sorted({'torch', 'open_clip'} & set(sys.modules)))"
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == "[]", out
+
+
+def test_lazy_exports_resolve():
+    import clipconcepts.evaluate as evaluate
+    from clipconcepts.evaluate import classifier, prune, strategies
+
+    for name in evaluate.__all__:
+        value = getattr(evaluate, name)
+        assert any(getattr(m, name, None) is value for m in (classifier, prune, strategies)), name
