@@ -365,7 +365,7 @@ def write_truth(run: Path, tops: dict[tuple[int, int], str], model=MODEL) -> Pat
     for (layer, head), top in tops.items():
         for f in FAMILIES:
             score = 5.0 if f == top else 1.0
-            rows.append((layer, head, f, score, score / 9.0, f == top))
+            rows.append((layer, head, f, score, score / 9.0, 1.0, f == top))
     schema = COLUMNS["head_truth"]
     (run / model).mkdir(parents=True, exist_ok=True)
     path = run / model / "head_truth.parquet"

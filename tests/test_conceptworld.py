@@ -514,8 +514,30 @@ def test_head_truth_shares_and_top_family(shipped_run):
     )
     assert row["score"].item() == pytest.approx(expected, rel=1e-5)
     assert row["share"].item() == pytest.approx(expected / c.var(dim=0).sum().item(), rel=1e-5)
+    # its dims: the participation ratio of the covariance of the same projections
+    ev = np.linalg.eigvalsh(np.cov((c @ basis.double().T).numpy(), rowvar=False))
+    assert row["dims"].item() == pytest.approx(ev.sum() ** 2 / (ev**2).sum(), rel=1e-5)
+    assert truth["dims"].min() >= 0 and truth["dims"].max() <= len(VALUES["position"]) - 1 + 1e-6
     # every family is some head's top family (the model has learnt them all)
     assert set(truth.filter("is_top")["family"]) == set(FAMILIES)
+
+
+def test_family_dims_count_the_directions_a_head_writes_in():
+    from clipconcepts.conceptworld.groundtruth import _subspace_dims
+
+    gen = torch.Generator().manual_seed(0)
+    basis = torch.linalg.qr(torch.randn(16, 5, generator=gen, dtype=torch.float64))[0].T  # [5, 16]
+    coords = torch.randn(4000, 5, generator=gen, dtype=torch.float64)
+    one = coords[:, :1] @ basis[:1]  # along one of the five directions
+    even = coords @ basis  # equally along all five
+    outside = torch.randn(4000, 16, generator=gen, dtype=torch.float64)
+    outside -= (outside @ basis.T) @ basis  # orthogonal to the subspace
+    heads = torch.stack([one, even, outside, one + 0.5 * outside], dim=1)  # [B, 4 heads, 16]
+    dims = _subspace_dims(heads, basis)
+    assert dims[0].item() == pytest.approx(1.0)
+    assert dims[1].item() == pytest.approx(5.0, rel=0.05)
+    assert dims[2].item() < 1e-9  # writes nothing inside it
+    assert dims[3].item() == pytest.approx(1.0)  # what lies outside does not count
 
 
 def _demo_runs() -> list[Path]:

@@ -176,7 +176,8 @@ def write_demo_run(run: Path) -> Path:
     for layer, head in ALL_KEYS:
         shares = rng.dirichlet(np.ones(4))
         for f, share in zip(FAMILIES, shares, strict=True):
-            truth.append((layer, head, f, float(share), float(share), bool(share == shares.max())))
+            top = bool(share == shares.max())
+            truth.append((layer, head, f, float(share), float(share), 1.0, top))
     pl.DataFrame(
         truth,
         schema={
@@ -185,6 +186,7 @@ def write_demo_run(run: Path) -> Path:
             "family": pl.String,
             "score": pl.Float64,
             "share": pl.Float64,
+            "dims": pl.Float64,
             "is_top": pl.Boolean,
         },
         orient="row",

@@ -42,12 +42,13 @@ def _ccs(rows):
     return pl.DataFrame(out, schema=COLUMNS["ccs"])
 
 
-def _truth(purity: dict[int, float]):
-    """Every head's top family is colour with share `purity[head]`."""
+def _truth(purity: dict[int, float], dims: dict[int, float] | None = None):
+    """Every head's top family is colour with share `purity[head]`, written in `dims[head]`
+    directions (default 1)."""
     rows = []
     for head, share in purity.items():
-        rows.append((3, head, "color", 1.0, share, True))
-        rows.append((3, head, "position", 0.1, 1 - share, False))
+        rows.append((3, head, "color", 1.0, share, (dims or {}).get(head, 1.0), True))
+        rows.append((3, head, "position", 0.1, 1 - share, 1.0, False))
     return pl.DataFrame(rows, schema=COLUMNS["head_truth"], orient="row")
 
 
@@ -84,3 +85,14 @@ def test_spearman_is_undefined_on_constant_or_short_columns():
     assert math.isnan(spearman([1, 1, 1], [1, 2, 3])[0])
     assert math.isnan(spearman([1, 2], [1, 2])[0])
     assert spearman([1, 2, 3, 4], [4, 3, 2, 1])[0] == pytest.approx(-1.0)
+
+
+def test_family_dims_reach_the_table():
+    ccs = _ccs([(0, 3, 3), (1, 4, 4), (2, 2, 2)])
+    truth = _truth({0: 0.5, 1: 0.6, 2: 0.4}, dims={0: 1.5, 1: 2.5, 2: 1.0})
+    result = ccs_truth("m", ccs, truth, text_families(BANK), {})
+    assert dict(zip(result.heads["head"], result.heads["dims"], strict=True)) == {
+        0: 1.5,
+        1: 2.5,
+        2: 1.0,
+    }

@@ -61,11 +61,32 @@ def _subspace_variance(contributions: torch.Tensor, basis: torch.Tensor) -> torc
     return (contributions @ basis.T).double().var(dim=0).sum(dim=-1)
 
 
+_ROUNDING = 1e-10
+
+
+def _subspace_dims(contributions: torch.Tensor, basis: torch.Tensor) -> torch.Tensor:
+    """In how many of the subspace's directions a head writes: the participation ratio
+    (sum ev)^2 / sum ev^2 of the covariance over images [B, ...] of contributions [B, ..., D]
+    projected on `basis` [r, D]; 1 for one direction, r for equal variance in all r, 0 for
+    none (a head writing its family in one or two directions leaves TEXTSPAN's later picks to
+    whatever else it writes).
+    Variances below 1e-10 of the head's total are rounding, not writing: left out."""
+    projected = (contributions @ basis.T).double()
+    centred = projected - projected.mean(dim=0, keepdim=True)
+    cov = torch.einsum("b...r,b...s->...rs", centred, centred) / max(len(centred) - 1, 1)
+    ev = torch.linalg.eigvalsh(cov)
+    head_total = contributions.double().var(dim=0).sum(dim=-1, keepdim=True)
+    ev = torch.where(ev > _ROUNDING * head_total, ev, 0.0)
+    total, squares = ev.sum(dim=-1), (ev**2).sum(dim=-1)
+    return torch.where(squares > 0, total**2 / squares.clamp_min(1e-300), 0.0)
+
+
 @torch.no_grad()
 def head_truth(clip, images: torch.Tensor, batch_size: int = 500) -> pl.DataFrame:
-    """Per head and family: the variance the head writes inside the family's subspace (`score`)
-    and its share of the head's total contribution variance (`share`, in [0, 1]); `is_top` marks
-    each head's one family of largest share. Columns: layer, head, family, score, share, is_top."""
+    """Per head and family: the variance the head writes inside the family's subspace (`score`),
+    its share of the head's total contribution variance (`share`, in [0, 1]) and in how many of
+    the subspace's directions it writes (`dims`, `_subspace_dims`); `is_top` marks each head's
+    one family of largest share. Columns: layer, head, family, score, share, dims, is_top."""
     layers = list(range(clip.n_layers))
     bases = {family: family_basis(clip, family) for family in FAMILIES}
     parts = [
@@ -78,10 +99,18 @@ def head_truth(clip, images: torch.Tensor, batch_size: int = 500) -> pl.DataFram
     for family, basis in bases.items():
         score = _subspace_variance(contributions, basis.cpu())
         share = torch.where(total > 0, score / total.clamp_min(1e-300), 0.0)
+        dims = _subspace_dims(contributions, basis.cpu())
         for layer in layers:
             for head in range(clip.n_heads):
                 rows.append(
-                    (layer, head, family, score[layer, head].item(), share[layer, head].item())
+                    (
+                        layer,
+                        head,
+                        family,
+                        score[layer, head].item(),
+                        share[layer, head].item(),
+                        dims[layer, head].item(),
+                    )
                 )
     frame = pl.DataFrame(
         rows,
@@ -91,6 +120,7 @@ def head_truth(clip, images: torch.Tensor, batch_size: int = 500) -> pl.DataFram
             "family": pl.String,
             "score": pl.Float64,
             "share": pl.Float64,
+            "dims": pl.Float64,
         },
         orient="row",
     )

@@ -11,7 +11,11 @@ Per model, over its analysed heads (majority judge, heads with an invalid verdic
 - Spearman's rho of CCS with the **truth count**: how many of the head's 5 TEXTSPAN texts belong
   to its true top family;
 - CCS@K beside the truth count's distribution ("truth@K": the fraction of heads whose truth
-  count is K), so a reader sees whether the LLM's consistency tracks the texts' real families.
+  count is K), so a reader sees whether the LLM's consistency tracks the texts' real families;
+- the **family dimensions** of the heads: in how many of its top family's text directions a
+  head writes (`dims`, a participation ratio; median and maximum over the heads). A head that
+  writes its family in one or two directions leaves TEXTSPAN's later picks to whatever else it
+  writes: five texts of one family need a head that writes it in several.
 
 Spearman's rho is undefined (shown as such) with fewer than 3 heads or a constant column.
 """
@@ -37,7 +41,7 @@ class CCSTruth:
     """One model's heads with CCS, purity, truth count and own-family true effect."""
 
     model: str
-    heads: pl.DataFrame  # layer, head, ccs, family, purity, truth_count, true_effect
+    heads: pl.DataFrame  # layer, head, ccs, family, purity, dims, truth_count, true_effect
     rho_purity: tuple[float, float]  # (rho, p)
     rho_effect: tuple[float, float]
     rho_count: tuple[float, float]
@@ -76,7 +80,7 @@ def ccs_truth(
     if judge is None:
         return None
     rows = rows.filter(pl.col("n_invalid") == 0)
-    tops = head_truth.filter("is_top").select("layer", "head", "family", "share")
+    tops = head_truth.filter("is_top").select("layer", "head", "family", "share", "dims")
     tied = tops.group_by("layer", "head").len().filter(pl.col("len") > 1)
     tops = tops.join(tied.select("layer", "head"), on=["layer", "head"], how="anti")
     merged = rows.select("layer", "head", "ccs", "texts").join(
@@ -127,6 +131,14 @@ def _rho(value: tuple[float, float], model: str, metric: str, n: int) -> str:
     return ours(f"{rho:+.2f}", model=model, metric=metric, n=n) + f"<br><small>p = {p:.2g}</small>"
 
 
+def _dims(dims: pl.Series, model: str, n: int) -> str:
+    values = dims.drop_nulls()
+    if values.is_empty():
+        return missing("no family dims")
+    median = ours(f"{values.median():.1f}", model=model, metric="family_dims_median", n=n)
+    return median + f" <small>(max {values.max():.1f})</small>"
+
+
 def ccs_truth_section_body(
     run: RunData,
     textbank_path: Path,
@@ -140,7 +152,10 @@ def ccs_truth_section_body(
         "top family's share of its variance), with its true ablation effect on its own family's "
         "dataset (attribution stage, zero ablation), and with its truth count (how many of its "
         "5 TEXTSPAN texts belong to its true family); then CCS@K beside truth@K (the fraction of "
-        "heads whose truth count is K).</p>"
+        "heads whose truth count is K). Family dims: in how many of its true family's text "
+        "directions a head writes (participation ratio; median and maximum over the heads): "
+        "a head that writes its family in one or two directions leaves TEXTSPAN's later picks "
+        "to whatever else it writes.</p>"
     )
     if all(frame is None for frame in run.head_truth.values()):
         return intro + f"<p>{missing('no head_truth.parquet for any model')}</p>"
@@ -158,7 +173,7 @@ def ccs_truth_section_body(
         )
         result = ccs_truth(m.key, ccs, truth, families, effects)
         if result is None:
-            rows.append([escape(m.display), missing("no majority CCS or no head truth")] + [""] * 3)
+            rows.append([escape(m.display), missing("no majority CCS or no head truth")] + [""] * 4)
             continue
         n = result.heads.height
         rows.append(
@@ -169,6 +184,7 @@ def ccs_truth_section_body(
                 _rho(result.rho_effect, m.key, "rho_ccs_true_effect", result.n_effect)
                 + f"<br><small>{result.n_effect} heads with an effect</small>",
                 _rho(result.rho_count, m.key, "rho_ccs_truth_count", n),
+                _dims(result.heads["dims"], m.key, n),
             ]
         )
         for name, column in (("CCS@K", "ccs"), ("truth@K", "truth_count")):
@@ -188,7 +204,14 @@ def ccs_truth_section_body(
     if not rows:
         return intro + f"<p>{missing('no concept-world model with CCS and head truth')}</p>"
     out = intro + table(
-        ["Model", "Heads", "ρ(CCS, purity)", "ρ(CCS, true effect)", "ρ(CCS, truth count)"],
+        [
+            "Model",
+            "Heads",
+            "ρ(CCS, purity)",
+            "ρ(CCS, true effect)",
+            "ρ(CCS, truth count)",
+            "Family dims",
+        ],
         rows,
         "ccs-truth",
     )

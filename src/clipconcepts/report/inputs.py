@@ -66,6 +66,7 @@ COLUMNS: dict[str, dict[str, pl.DataType]] = {
         "family": pl.String,
         "score": pl.Float64,
         "share": pl.Float64,
+        "dims": pl.Float64,
         "is_top": pl.Boolean,
     },
     "labels": {"layer": pl.Int16, "head": pl.Int16, "label": pl.String, "valid": pl.Boolean},
