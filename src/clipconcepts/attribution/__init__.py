@@ -7,7 +7,7 @@ effect), `deletion` (deletion curves), `tables` (the per-head table, correlation
 (unexpected reliance), `truth` (concept world: precision@k), `schemas`, `cli` (the steps).
 """
 
-from importlib import import_module
+from clipconcepts.lazy import lazy_exports
 
 # Public names -> the submodule defining them; imported on first use, so that `clipconcepts.cli`
 # and the light table steps do not pay for torch.
@@ -32,7 +32,4 @@ _EXPORTS = {
 }
 
 
-def __getattr__(name: str):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -7,7 +7,7 @@ and a word -> family lexicon for the offline LLM backend (`conceptworld_lexicon`
 See docs/conceptworld.md.
 """
 
-from importlib import import_module
+from clipconcepts.lazy import lazy_exports
 
 # Public names -> the submodule defining them; imported on first use, so that the workflow's light
 # steps (and `clipconcepts.cli`) do not pay for torch and open_clip.
@@ -31,10 +31,7 @@ _EXPORTS = {
 }
 
 
-def __getattr__(name: str):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 
 __all__ = sorted(_EXPORTS)

@@ -64,19 +64,23 @@ def _subspace_variance(contributions: torch.Tensor, basis: torch.Tensor) -> torc
 _ROUNDING = 1e-10
 
 
-def _subspace_dims(contributions: torch.Tensor, basis: torch.Tensor) -> torch.Tensor:
+def _subspace_dims(
+    contributions: torch.Tensor, basis: torch.Tensor, head_total: torch.Tensor | None = None
+) -> torch.Tensor:
     """In how many of the subspace's directions a head writes: the participation ratio
     (sum ev)^2 / sum ev^2 of the covariance over images [B, ...] of contributions [B, ..., D]
     projected on `basis` [r, D]; 1 for one direction, r for equal variance in all r, 0 for
     none (a head writing its family in one or two directions leaves TEXTSPAN's later picks to
     whatever else it writes).
-    Variances below 1e-10 of the head's total are rounding, not writing: left out."""
+    Variances below 1e-10 of the head's total variance (`head_total` [...], computed when not
+    given) are rounding, not writing: left out."""
     projected = (contributions @ basis.T).double()
     centred = projected - projected.mean(dim=0, keepdim=True)
     cov = torch.einsum("b...r,b...s->...rs", centred, centred) / max(len(centred) - 1, 1)
     ev = torch.linalg.eigvalsh(cov)
-    head_total = contributions.double().var(dim=0).sum(dim=-1, keepdim=True)
-    ev = torch.where(ev > _ROUNDING * head_total, ev, 0.0)
+    if head_total is None:
+        head_total = contributions.double().var(dim=0).sum(dim=-1)
+    ev = torch.where(ev > _ROUNDING * head_total.unsqueeze(-1), ev, 0.0)
     total, squares = ev.sum(dim=-1), (ev**2).sum(dim=-1)
     return torch.where(squares > 0, total**2 / squares.clamp_min(1e-300), 0.0)
 
@@ -99,7 +103,7 @@ def head_truth(clip, images: torch.Tensor, batch_size: int = 500) -> pl.DataFram
     for family, basis in bases.items():
         score = _subspace_variance(contributions, basis.cpu())
         share = torch.where(total > 0, score / total.clamp_min(1e-300), 0.0)
-        dims = _subspace_dims(contributions, basis.cpu())
+        dims = _subspace_dims(contributions, basis.cpu(), head_total=total)
         for layer in layers:
             for head in range(clip.n_heads):
                 rows.append(

@@ -4,7 +4,7 @@ The names below load their module on first use: `python -m clipconcepts` imports
 for its sub-commands (evaluate/cli.py), and the steps that need no torch start without it.
 """
 
-from importlib import import_module
+from clipconcepts.lazy import lazy_exports
 
 # name -> the module of this package that defines it
 _EXPORTS = {
@@ -44,14 +44,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str):
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value  # once loaded, a plain attribute
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_EXPORTS])
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
