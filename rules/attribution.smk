@@ -268,7 +268,7 @@ rule attribution_truth:
             f"{RESULTS}/{{model}}/attribution/{d}/heads.parquet"
             for d in attribution_truth_sets()
         ],
-        truth=rules.head_truth.output[0],
+        truth=rules.head_truth.output.truth,
         code=code(
             "attribution/cli.py",
             "attribution/truth_precision.py",

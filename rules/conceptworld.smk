@@ -79,7 +79,9 @@ rule head_truth:
         probe=f"{CONCEPTWORLD}/data/probe/manifest.parquet",
         code=code("conceptworld/groundtruth.py", "conceptworld/cli.py"),
     output:
-        f"{RESULTS}/{{model}}/head_truth.parquet",
+        truth=f"{RESULTS}/{{model}}/head_truth.parquet",
+        # per family: in how many directions the whole model (all heads together) writes it
+        family_dims=f"{RESULTS}/{{model}}/family_dims.parquet",
     log:
         f"{LOGS}/{{model}}/head_truth.log",
     conda:
@@ -94,4 +96,5 @@ rule head_truth:
     shell:
         "python -m clipconcepts head-truth --arch {params.arch:q}"
         " --pretrained {params.pretrained:q} --probe {params.probe:q}"
-        " --n-images {params.n_images} --out {output:q} > {log} 2>&1"
+        " --n-images {params.n_images} --out {output.truth:q}"
+        " --family-dims {output.family_dims:q} > {log} 2>&1"

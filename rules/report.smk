@@ -21,6 +21,9 @@ rule report:
         head_truth=expand(
             f"{RESULTS}/{{model}}/head_truth.parquet", model=conceptworld_models()
         ),
+        family_dims=expand(
+            f"{RESULTS}/{{model}}/family_dims.parquet", model=conceptworld_models()
+        ),
         labels=expand(
             f"{RESULTS}/{{model}}/labels.parquet", model=conceptworld_models()
         ),

@@ -96,3 +96,23 @@ def test_family_dims_reach_the_table():
         1: 2.5,
         2: 1.0,
     }
+
+
+def test_model_family_dims_rows_sit_beside_their_heads():
+    from clipconcepts.report.ccs_truth import _family_dims_rows
+
+    ccs = _ccs([(0, 3, 3), (1, 4, 4), (2, 2, 2)])
+    truth = _truth({0: 0.5, 1: 0.6, 2: 0.4}, dims={0: 1.5, 1: 2.5, 2: 1.0})
+    result = ccs_truth("m", ccs, truth, text_families(BANK), {})
+    model_dims = pl.DataFrame(
+        [("color", 6, 2.7, 0.3), ("position", 9, 3.4, 0.2)],
+        schema=COLUMNS["family_dims"],
+        orient="row",
+    )
+    rows = _family_dims_rows("M", "m", model_dims, result.heads)
+    colour, position = rows
+    assert colour[:4] == ["M", "color", "6", "5"]
+    assert 'data-metric="model_family_dims"' in colour[4] and ">2.7<" in colour[4]
+    assert colour[5] == "0.30" and colour[6] == "3"
+    assert colour[7].startswith("1.5") and "max 2.5" in colour[7]  # median of 1.0, 1.5, 2.5
+    assert position[6] == "0" and "no analysed head" in position[7]

@@ -176,8 +176,16 @@ def test_small_demo_every_stage_and_report(small_demo):
         assert set(truth["family"]) == {"all", *CONCEPTWORLD_FAMILIES}
         bank = pl.read_parquet(results / f"mutual/descriptors/{name}.parquet")
         assert bank["family"].null_count() == 0
+    # the whole model's directions per family (head_truth rule), shown in the CCS-vs-truth section
+    family_dims = pl.read_parquet(results / "conceptworld/family_dims.parquet")
+    assert family_dims["family"].to_list() == list(CONCEPTWORLD_FAMILIES)
+    assert (family_dims["dims"] > 0).all() and (
+        family_dims["dims"] <= family_dims["n_values"] - 1 + 1e-6
+    ).all()
+    report = (results / "report.html").read_text()
+    assert report.count('data-metric="model_family_dims"') == len(CONCEPTWORLD_FAMILIES)
     parser = _Sections()
-    parser.feed((results / "report.html").read_text())
+    parser.feed(report)
     assert {"overview", "ccs-at-k", "examples", "pruning", "concept", "conceptworld"} <= parser.ids
     # the head browser: a card per analysed head, from the head_images rule's thumbnails
     n_heads = textspans.select("layer", "head").n_unique()

@@ -96,6 +96,11 @@ def _head_truth_args(p):
     p.add_argument("--probe", required=True, help="a concept-world dataset folder (manifest)")
     p.add_argument("--n-images", type=int, default=2000, help="first N images of the probe set")
     p.add_argument("--out", required=True)
+    p.add_argument(
+        "--family-dims",
+        default=None,
+        help="also write, per family, in how many directions the whole model writes it",
+    )
 
 
 def _head_truth(args):
@@ -103,18 +108,32 @@ def _head_truth(args):
     import polars as pl
     from PIL import Image
 
-    from clipconcepts.conceptworld.groundtruth import head_truth
+    from clipconcepts.conceptworld.groundtruth import head_truth, model_family_dims
     from clipconcepts.conceptworld.model import to_model_input
+    from clipconcepts.conceptworld.world import FAMILIES
     from clipconcepts.io import atomic_path
     from clipconcepts.models import load_clip
 
     clip = load_clip(args.arch, args.pretrained)
     folder = Path(args.probe)
-    paths = pl.read_parquet(folder / "manifest.parquet")["path"].head(args.n_images).to_list()
+    manifest = pl.read_parquet(folder / "manifest.parquet").head(args.n_images)
+    paths = manifest["path"].to_list()
     images = np.stack([np.asarray(Image.open(folder / p).convert("RGB")) for p in paths])
-    truth = head_truth(clip, to_model_input(images))
+    images = to_model_input(images)
+    truth = head_truth(clip, images)
     with atomic_path(args.out) as tmp:
         truth.write_parquet(tmp)
+    if args.family_dims:
+        absent = [f for f in FAMILIES if f not in manifest.columns]
+        if absent:
+            raise ValueError(
+                f"{folder / 'manifest.parquet'}: no value column for {absent}: --family-dims "
+                "needs each probe image's value of every family"
+            )
+        dims = model_family_dims(clip, images, manifest.to_dict(as_series=False))
+        with atomic_path(args.family_dims) as tmp:
+            dims.write_parquet(tmp)
+        log.info("directions the model writes per family:\n%s", dims)
     top = truth.filter("is_top").group_by("family").len().sort("family")
     log.info("heads per top family (%d images):\n%s", len(images), top)
 

@@ -16,6 +16,7 @@ and `head_contributions(images, layers) -> [B, L, H, D]`.
 from __future__ import annotations
 
 import random
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,7 +24,7 @@ import polars as pl
 import torch
 import torch.nn.functional as F
 
-from clipconcepts.conceptworld.world import FAMILIES, TEMPLATES, values_of
+from clipconcepts.conceptworld.world import FAMILIES, TEMPLATES, n_values, values_of
 
 Head = tuple[int, int]
 
@@ -132,6 +133,51 @@ def head_truth(clip, images: torch.Tensor, batch_size: int = 500) -> pl.DataFram
     # one top family per head (ties, which need identical shares, go to the first family)
     top = pl.col("share").rank("ordinal", descending=True).over("layer", "head") == 1
     return frame.with_columns(is_top=top)
+
+
+@torch.no_grad()
+def model_family_dims(
+    clip, images: torch.Tensor, attributes: Mapping[str, Sequence], batch_size: int = 500
+) -> pl.DataFrame:
+    """Per family: in how many of its class-text directions the model separates the family's
+    values. `dims` is the participation ratio of the between-value covariance (the per-value
+    means of the L2-normalised image embedding, as zero-shot sees it, weighted by how often
+    each value occurs) projected on the family's class-text subspace: 1 when the values lie on
+    a line, values - 1 when they are spread evenly. `share` is that covariance's trace over the
+    embedding's total variance. `attributes[family]` holds each image's value (name or index).
+
+    The whole model, unlike one head, has no other family's variance to hide behind, so only
+    the value means count here: the total covariance inside the subspace also holds the other
+    families' and the rendering jitter's leakage, spread evenly over its directions.
+    A head writes a family in more directions than the model does only where other heads
+    cancel them; a CCS-5 head (5 texts of one family from TEXTSPAN) needs a family the model
+    spreads over about five. Columns: family, n_values, dims, share."""
+    embedding = torch.cat(
+        [
+            F.normalize(clip.encode_image(images[i : i + batch_size]).float(), dim=-1).cpu()
+            for i in range(0, len(images), batch_size)
+        ]
+    ).double()
+    centred = embedding - embedding.mean(dim=0, keepdim=True)
+    total = centred.var(dim=0).sum()
+    rows = []
+    for family in FAMILIES:
+        values = np.asarray(attributes[family])
+        if len(values) != len(embedding):
+            raise ValueError(
+                f"model_family_dims: {len(values)} {family} values for {len(embedding)} images"
+            )
+        projected = centred @ family_basis(clip, family).cpu().double().T  # [B, r]
+        kinds = np.unique(values)
+        means = torch.stack([projected[torch.as_tensor(values == v)].mean(dim=0) for v in kinds])
+        weights = torch.tensor([(values == v).mean() for v in kinds], dtype=torch.float64)
+        between = (means * weights[:, None]).T @ means
+        ev = torch.linalg.eigvalsh(between).clamp_min(0.0)
+        dims = (ev.sum() ** 2 / (ev**2).sum()).item() if ev.sum() > 0 else 0.0
+        share = (ev.sum() / total).item() if total > 0 else 0.0
+        rows.append((family, n_values(family), dims, share))
+    schema = {"family": pl.String, "n_values": pl.Int16, "dims": pl.Float64, "share": pl.Float64}
+    return pl.DataFrame(rows, schema=schema, orient="row")
 
 
 def top_heads(scores: torch.Tensor, k: int) -> list[Head]:

@@ -15,7 +15,11 @@ Per model, over its analysed heads (majority judge, heads with an invalid verdic
 - the **family dimensions** of the heads: in how many of its top family's text directions a
   head writes (`dims`, a participation ratio; median and maximum over the heads). A head that
   writes its family in one or two directions leaves TEXTSPAN's later picks to whatever else it
-  writes: five texts of one family need a head that writes it in several.
+  writes: five texts of one family need a head that writes it in several;
+- per family, in how many of those directions the **whole model** separates the family's values
+  (`family_dims.parquet`: the per-value means of the L2-normalised image embedding, all heads
+  together) beside its heads' `dims` (those whose top family it is): a
+  head writes a family in more directions than the model only where other heads cancel them.
 
 Spearman's rho is undefined (shown as such) with fewer than 3 heads or a constant column.
 """
@@ -139,6 +143,36 @@ def _dims(dims: pl.Series, model: str, n: int) -> str:
     return median + f" <small>(max {values.max():.1f})</small>"
 
 
+def _family_dims_rows(
+    display: str, key: str, model_dims: pl.DataFrame, heads: pl.DataFrame
+) -> list[list[str]]:
+    """Per family: its values and text directions, the whole model's dims and share, and the
+    analysed heads whose top family it is (count, median and maximum dims)."""
+    rows = []
+    for family, n_values, dims, share in model_dims.select(
+        "family", "n_values", "dims", "share"
+    ).rows():
+        own = heads.filter(pl.col("family") == family)["dims"].drop_nulls()
+        head_dims = (
+            f"{own.median():.1f} <small>(max {own.max():.1f})</small>"
+            if not own.is_empty()
+            else missing("no analysed head")
+        )
+        rows.append(
+            [
+                escape(display),
+                escape(family),
+                str(n_values),
+                str(n_values - 1),
+                ours(f"{dims:.1f}", model=key, metric="model_family_dims", family=family),
+                f"{share:.2f}",
+                str(own.len()),
+                head_dims,
+            ]
+        )
+    return rows
+
+
 def ccs_truth_section_body(
     run: RunData,
     textbank_path: Path,
@@ -155,7 +189,11 @@ def ccs_truth_section_body(
         "heads whose truth count is K). Family dims: in how many of its true family's text "
         "directions a head writes (participation ratio; median and maximum over the heads): "
         "a head that writes its family in one or two directions leaves TEXTSPAN's later picks "
-        "to whatever else it writes.</p>"
+        "to whatever else it writes. Last, per family, in how many of its text directions the "
+        "whole model separates its values (participation ratio of the per-value means of its "
+        "L2-normalised image embedding, all heads together; at most values - 1) beside its "
+        "heads' family dims: a head writes a family in more directions "
+        "than the model does only where other heads cancel them.</p>"
     )
     if all(frame is None for frame in run.head_truth.values()):
         return intro + f"<p>{missing('no head_truth.parquet for any model')}</p>"
@@ -163,7 +201,7 @@ def ccs_truth_section_body(
     families = text_families(textbank)
     if not families:
         return intro + f"<p>{missing(f'no text families in {textbank_path}')}</p>"
-    rows, dist_rows = [], []
+    rows, dist_rows, dims_rows = [], [], []
     for m in run.models:
         truth, ccs = run.head_truth.get(m.key), run.ccs.get(m.key)
         if truth is None or ccs is None:
@@ -176,6 +214,9 @@ def ccs_truth_section_body(
             rows.append([escape(m.display), missing("no majority CCS or no head truth")] + [""] * 4)
             continue
         n = result.heads.height
+        model_dims = run.family_dims.get(m.key)
+        if model_dims is not None:
+            dims_rows += _family_dims_rows(m.display, m.key, model_dims, result.heads)
         rows.append(
             [
                 f"<b>{escape(m.display)}</b>",
@@ -216,4 +257,16 @@ def ccs_truth_section_body(
         "ccs-truth",
     )
     out += table(["Model", "", *[f"K = {k}" for k in K]], dist_rows, "ccs-truth-k")
+    if dims_rows:
+        header = [
+            "Model",
+            "Family",
+            "Values",
+            "Text directions",
+            "Model dims",
+            "Model share",
+            "Heads",
+            "Heads' dims",
+        ]
+        out += table(header, dims_rows, "ccs-truth-dims")
     return out

@@ -182,7 +182,7 @@ def _provenance(
         ("Agreement", [lay.agreement()]),
         (
             "Labels vs ground truth",
-            [p for k in keys for p in (lay.head_truth(k), lay.labels(k))],
+            [p for k in keys for p in (lay.head_truth(k), lay.family_dims(k), lay.labels(k))],
         ),
         ("Video retrieval (claim d)", [lay.video(k, d) for k, d in run.video]),
         ("Concept world", [lay.conceptworld_metrics()]),

@@ -69,6 +69,12 @@ COLUMNS: dict[str, dict[str, pl.DataType]] = {
         "dims": pl.Float64,
         "is_top": pl.Boolean,
     },
+    "family_dims": {
+        "family": pl.String,
+        "n_values": pl.Int16,
+        "dims": pl.Float64,
+        "share": pl.Float64,
+    },
     "labels": {"layer": pl.Int16, "head": pl.Int16, "label": pl.String, "valid": pl.Boolean},
     # the mutual-knowledge stage (`report.mutual_inputs` reads these columns of its outputs)
     "mutual_summary": mutual_schemas.SUMMARY_SCHEMA,
@@ -183,6 +189,9 @@ class RunLayout:
 
     def head_truth(self, model: str) -> Path:
         return self.run_dir / model / "head_truth.parquet"
+
+    def family_dims(self, model: str) -> Path:
+        return self.run_dir / model / "family_dims.parquet"
 
     def labels(self, model: str) -> Path:
         return self.run_dir / model / "labels.parquet"
@@ -410,6 +419,8 @@ class RunData:
     conceptworld_metrics: pl.DataFrame | None
     # concept-world ground truth: per model, head_truth and labels (None where absent)
     head_truth: dict[str, pl.DataFrame | None] = field(default_factory=dict)
+    # per model: in how many directions the whole model writes each family (concept world)
+    family_dims: dict[str, pl.DataFrame | None] = field(default_factory=dict)
     labels: dict[str, pl.DataFrame | None] = field(default_factory=dict)
     # video retrieval results in the prune schema, per (model, video dataset) given
     video: dict[tuple[str, str], dict[str, StrategySummary]] = field(default_factory=dict)
@@ -421,8 +432,8 @@ def gather_run(
     datasets: list[str],
     video: list[str | Path] | tuple[str | Path, ...] = (),
 ) -> RunData:
-    """Read (and check) every input the report uses. Labels are read only for models with a
-    `head_truth.parquet` (the concept world's); `video` lists video result files, if any."""
+    """Read (and check) every input the report uses. Labels and family dims are read only for
+    models with a `head_truth.parquet` (the concept world's); `video` lists video result files, if any."""
     layout = RunLayout(Path(run_dir))
     prune: dict[tuple[str, str], dict[str, StrategySummary] | None] = {}
     for m in models:
@@ -432,6 +443,10 @@ def gather_run(
     head_truth = {m.key: read_input(layout.head_truth(m.key), "head_truth") for m in models}
     labels = {
         key: read_input(layout.labels(key), "labels") if truth is not None else None
+        for key, truth in head_truth.items()
+    }
+    family_dims = {
+        key: read_input(layout.family_dims(key), "family_dims") if truth is not None else None
         for key, truth in head_truth.items()
     }
     video_runs: dict[tuple[str, str], dict[str, StrategySummary]] = {}
@@ -450,6 +465,7 @@ def gather_run(
         agreement=read_input(layout.agreement(), "agreement"),
         conceptworld_metrics=read_input(layout.conceptworld_metrics(), "conceptworld_metrics"),
         head_truth=head_truth,
+        family_dims=family_dims,
         labels=labels,
         video=video_runs,
     )
