@@ -146,12 +146,12 @@ def model_family_dims(
     a line, values - 1 when they are spread evenly. `share` is that covariance's trace over the
     embedding's total variance. `attributes[family]` holds each image's value (name or index).
 
-    The whole model, unlike one head, has no other family's variance to hide behind, so only
-    the value means count here: the total covariance inside the subspace also holds the other
-    families' and the rendering jitter's leakage, spread evenly over its directions.
-    A head writes a family in more directions than the model does only where other heads
-    cancel them; a CCS-5 head (5 texts of one family from TEXTSPAN) needs a family the model
-    spreads over about five. Columns: family, n_values, dims, share."""
+    Value means, not the total covariance as in `head_truth`'s `dims`: inside a family's
+    subspace the embedding's total covariance also holds every other family's and the
+    rendering jitter's leakage, spread evenly over its directions, which would count as
+    directions. A head writes a family in more directions than the model separates only
+    where other heads cancel them, so a CCS-5 head (5 texts of one family from TEXTSPAN) needs
+    a family the model spreads over about five. Columns: family, n_values, dims, share."""
     embedding = torch.cat(
         [
             F.normalize(clip.encode_image(images[i : i + batch_size]).float(), dim=-1).cpu()
