@@ -556,6 +556,20 @@ def test_model_family_dims_against_a_plain_computation(shipped_run):
         model_family_dims(clip, images, dict(sample.attributes, dial=values[:10]))
 
 
+def test_ground_truth_is_head_truth_and_model_family_dims_in_one_pass(shipped_run):
+    from polars.testing import assert_frame_equal
+
+    from clipconcepts.conceptworld.generator import generate
+    from clipconcepts.conceptworld.groundtruth import ground_truth, head_truth, model_family_dims
+
+    clip = _load(shipped_run[0])
+    sample = generate(120, [0, 9])
+    images = to_model_input(sample.images)
+    truth, dims = ground_truth(clip, images, sample.attributes, batch_size=50)
+    assert_frame_equal(truth, head_truth(clip, images, batch_size=50), rel_tol=1e-5)
+    assert_frame_equal(dims, model_family_dims(clip, images, sample.attributes), rel_tol=1e-5)
+
+
 def test_family_dims_count_the_directions_a_head_writes_in():
     from clipconcepts.conceptworld.groundtruth import _subspace_dims
 

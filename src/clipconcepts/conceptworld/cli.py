@@ -108,32 +108,34 @@ def _head_truth(args):
     import polars as pl
     from PIL import Image
 
-    from clipconcepts.conceptworld.groundtruth import head_truth, model_family_dims
+    from clipconcepts.conceptworld.groundtruth import ground_truth, head_truth
     from clipconcepts.conceptworld.model import to_model_input
     from clipconcepts.conceptworld.world import FAMILIES
     from clipconcepts.io import atomic_path
     from clipconcepts.models import load_clip
 
-    clip = load_clip(args.arch, args.pretrained)
     folder = Path(args.probe)
     manifest = pl.read_parquet(folder / "manifest.parquet").head(args.n_images)
+    absent = [f for f in FAMILIES if f not in manifest.columns]
+    if args.family_dims and absent:
+        raise ValueError(
+            f"{folder / 'manifest.parquet'}: no value column for {absent}: --family-dims "
+            "needs each probe image's value of every family"
+        )
+    clip = load_clip(args.arch, args.pretrained)
     paths = manifest["path"].to_list()
     images = np.stack([np.asarray(Image.open(folder / p).convert("RGB")) for p in paths])
     images = to_model_input(images)
-    truth = head_truth(clip, images)
-    with atomic_path(args.out) as tmp:
-        truth.write_parquet(tmp)
     if args.family_dims:
-        absent = [f for f in FAMILIES if f not in manifest.columns]
-        if absent:
-            raise ValueError(
-                f"{folder / 'manifest.parquet'}: no value column for {absent}: --family-dims "
-                "needs each probe image's value of every family"
-            )
-        dims = model_family_dims(clip, images, manifest.to_dict(as_series=False))
+        values = {family: manifest[family].to_numpy() for family in FAMILIES}
+        truth, dims = ground_truth(clip, images, values)
         with atomic_path(args.family_dims) as tmp:
             dims.write_parquet(tmp)
-        log.info("directions the model writes per family:\n%s", dims)
+        log.info("directions the model separates per family:\n%s", dims)
+    else:
+        truth = head_truth(clip, images)
+    with atomic_path(args.out) as tmp:
+        truth.write_parquet(tmp)
     top = truth.filter("is_top").group_by("family").len().sort("family")
     log.info("heads per top family (%d images):\n%s", len(images), top)
 

@@ -81,7 +81,11 @@ def _subspace_dims(
     ev = torch.linalg.eigvalsh(cov)
     if head_total is None:
         head_total = contributions.double().var(dim=0).sum(dim=-1)
-    ev = torch.where(ev > _ROUNDING * head_total.unsqueeze(-1), ev, 0.0)
+    return _participation_ratio(torch.where(ev > _ROUNDING * head_total.unsqueeze(-1), ev, 0.0))
+
+
+def _participation_ratio(ev: torch.Tensor) -> torch.Tensor:
+    """(sum ev)^2 / sum ev^2 over the last dim of non-negative eigenvalues; 0 where all are 0."""
     total, squares = ev.sum(dim=-1), (ev**2).sum(dim=-1)
     return torch.where(squares > 0, total**2 / squares.clamp_min(1e-300), 0.0)
 
@@ -93,20 +97,72 @@ def head_truth(clip, images: torch.Tensor, batch_size: int = 500) -> pl.DataFram
     the subspace's directions it writes (`dims`, `_subspace_dims`); `is_top` marks each head's
     one family of largest share. Columns: layer, head, family, score, share, dims, is_top."""
     layers = list(range(clip.n_layers))
-    bases = {family: family_basis(clip, family) for family in FAMILIES}
     parts = [
         clip.head_contributions(images[i : i + batch_size], layers).float().cpu()
         for i in range(0, len(images), batch_size)
     ]
-    contributions = torch.cat(parts)  # [B, L, H, D]
+    return _head_truth_table(torch.cat(parts), _family_bases(clip))
+
+
+@torch.no_grad()
+def model_family_dims(
+    clip, images: torch.Tensor, attributes: Mapping[str, Sequence], batch_size: int = 500
+) -> pl.DataFrame:
+    """Per family: in how many of its class-text directions the model separates the family's
+    values. `dims` is the participation ratio of the between-value covariance (the per-value
+    means of the L2-normalised image embedding, as zero-shot sees it, weighted by how often
+    each value occurs) projected on the family's class-text subspace: 1 when the values lie on
+    a line, values - 1 when they are spread evenly. `share` is that covariance's trace over the
+    embedding's total variance. `attributes[family]` holds each image's value (name or index).
+
+    Value means, not the total covariance as in `head_truth`'s `dims`: inside a family's
+    subspace the embedding's total covariance also holds every other family's and the
+    rendering jitter's leakage, spread evenly over its directions, which would count as
+    directions. A head writes a family in more directions than the model separates only
+    where other heads cancel them, so a CCS-5 head (5 texts of one family from TEXTSPAN) needs
+    a family the model spreads over about five. Columns: family, n_values, dims, share."""
+    embedding = torch.cat(
+        [
+            clip.encode_image(images[i : i + batch_size]).float().cpu()
+            for i in range(0, len(images), batch_size)
+        ]
+    )
+    return _family_dims_table(embedding, _family_bases(clip), attributes)
+
+
+@torch.no_grad()
+def ground_truth(
+    clip, images: torch.Tensor, attributes: Mapping[str, Sequence], batch_size: int = 500
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """`head_truth` and `model_family_dims` from one forward pass per batch (a
+    `HeadAwareCLIP`'s `decompose` gives every head's contribution and the image embedding)."""
+    heads, embeddings = [], []
+    for i in range(0, len(images), batch_size):
+        parts = clip.decompose(images[i : i + batch_size], with_embedding=False)
+        heads.append(parts.heads.float().cpu())
+        embeddings.append(parts.image_embedding.float().cpu())
+    bases = _family_bases(clip)
+    return (
+        _head_truth_table(torch.cat(heads), bases),
+        _family_dims_table(torch.cat(embeddings), bases, attributes),
+    )
+
+
+def _family_bases(clip) -> dict[str, torch.Tensor]:
+    return {family: family_basis(clip, family).cpu() for family in FAMILIES}
+
+
+def _head_truth_table(contributions: torch.Tensor, bases: Mapping[str, torch.Tensor]):
+    """`head_truth`'s table from every head's contributions [B, L, H, D]."""
+    _, n_layers, n_heads, _ = contributions.shape
     total = contributions.double().var(dim=0).sum(dim=-1)  # [L, H]
     rows = []
     for family, basis in bases.items():
-        score = _subspace_variance(contributions, basis.cpu())
+        score = _subspace_variance(contributions, basis)
         share = torch.where(total > 0, score / total.clamp_min(1e-300), 0.0)
-        dims = _subspace_dims(contributions, basis.cpu(), head_total=total)
-        for layer in layers:
-            for head in range(clip.n_heads):
+        dims = _subspace_dims(contributions, basis, head_total=total)
+        for layer in range(n_layers):
+            for head in range(n_heads):
                 rows.append(
                     (
                         layer,
@@ -135,47 +191,28 @@ def head_truth(clip, images: torch.Tensor, batch_size: int = 500) -> pl.DataFram
     return frame.with_columns(is_top=top)
 
 
-@torch.no_grad()
-def model_family_dims(
-    clip, images: torch.Tensor, attributes: Mapping[str, Sequence], batch_size: int = 500
+def _family_dims_table(
+    embedding: torch.Tensor, bases: Mapping[str, torch.Tensor], attributes: Mapping[str, Sequence]
 ) -> pl.DataFrame:
-    """Per family: in how many of its class-text directions the model separates the family's
-    values. `dims` is the participation ratio of the between-value covariance (the per-value
-    means of the L2-normalised image embedding, as zero-shot sees it, weighted by how often
-    each value occurs) projected on the family's class-text subspace: 1 when the values lie on
-    a line, values - 1 when they are spread evenly. `share` is that covariance's trace over the
-    embedding's total variance. `attributes[family]` holds each image's value (name or index).
-
-    Value means, not the total covariance as in `head_truth`'s `dims`: inside a family's
-    subspace the embedding's total covariance also holds every other family's and the
-    rendering jitter's leakage, spread evenly over its directions, which would count as
-    directions. A head writes a family in more directions than the model separates only
-    where other heads cancel them, so a CCS-5 head (5 texts of one family from TEXTSPAN) needs
-    a family the model spreads over about five. Columns: family, n_values, dims, share."""
-    embedding = torch.cat(
-        [
-            F.normalize(clip.encode_image(images[i : i + batch_size]).float(), dim=-1).cpu()
-            for i in range(0, len(images), batch_size)
-        ]
-    ).double()
-    centred = embedding - embedding.mean(dim=0, keepdim=True)
+    """`model_family_dims`' table from the unnormalised image embeddings [B, D]."""
+    normalised = F.normalize(embedding.double(), dim=-1)
+    centred = normalised - normalised.mean(dim=0, keepdim=True)
     total = centred.var(dim=0).sum()
     rows = []
-    for family in FAMILIES:
+    for family, basis in bases.items():
         values = np.asarray(attributes[family])
-        if len(values) != len(embedding):
+        if len(values) != len(centred):
             raise ValueError(
-                f"model_family_dims: {len(values)} {family} values for {len(embedding)} images"
+                f"model_family_dims: {len(values)} {family} values for {len(centred)} images"
             )
-        projected = centred @ family_basis(clip, family).cpu().double().T  # [B, r]
+        projected = centred @ basis.double().T  # [B, r]
         kinds = np.unique(values)
         means = torch.stack([projected[torch.as_tensor(values == v)].mean(dim=0) for v in kinds])
         weights = torch.tensor([(values == v).mean() for v in kinds], dtype=torch.float64)
         between = (means * weights[:, None]).T @ means
         ev = torch.linalg.eigvalsh(between).clamp_min(0.0)
-        dims = (ev.sum() ** 2 / (ev**2).sum()).item() if ev.sum() > 0 else 0.0
         share = (ev.sum() / total).item() if total > 0 else 0.0
-        rows.append((family, n_values(family), dims, share))
+        rows.append((family, n_values(family), _participation_ratio(ev).item(), share))
     schema = {"family": pl.String, "n_values": pl.Int16, "dims": pl.Float64, "share": pl.Float64}
     return pl.DataFrame(rows, schema=schema, orient="row")
 
