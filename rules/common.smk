@@ -44,12 +44,12 @@ CONCEPTWORLD = f"{RESULTS}/conceptworld"
 CONCEPTWORLD_FAMILIES = [
     "color",
     "position",
-    "background",
     "texture",
     "frame",
     "ground",
     "tag",
     "dial",
+    "stamp",
 ]
 
 # The rules run the package from this source tree (also inside per-rule conda envs); its module

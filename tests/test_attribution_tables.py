@@ -173,7 +173,7 @@ def test_deletion_orders_by_signed_score():
         deletion_orders(ids, POOL, scores, ablation, {}, methods=["logit"])
 
 
-DEMO_GROUPS = {g: [g] for g in ("color", "position", "background", "texture")}
+DEMO_GROUPS = {g: [g] for g in ("color", "position", "stamp", "texture")}
 PAPER_GROUPS = {
     "locations": ["location", "country", "city", "place", "landmark", "geograph"],
     "animals": ["animal", "bird", "dog", "cat"],
@@ -187,7 +187,8 @@ def test_groups_and_relations():
 
     world = conceptworld_lexicon()
     assert group_of("red", DEMO_GROUPS, world) == "color"
-    assert group_of("black", DEMO_GROUPS, world) == "background"
+    assert group_of("mars", DEMO_GROUPS, world) == "stamp"
+    assert group_of("black", DEMO_GROUPS, world) is None  # the backdrop colour is never named
     assert group_of("top left", DEMO_GROUPS, world) == "position"
     assert group_of("texture", DEMO_GROUPS, world) == "texture"
     assert group_of("red", DEMO_GROUPS) is None  # no keyword, no lexicon

@@ -302,7 +302,7 @@ def test_conceptworld_phrases_name_one_family_and_one_value():
             for word in words:
                 phrased = [t for t, f, v in rows if (f, v) == (family, value) and word in t]
                 assert len(phrased) >= len(PHRASINGS[family]), (family, word)
-    assert value_of("a red object on a navy background") is None  # two values
+    assert value_of("a red object on a dotted background") is None  # two values
     assert value_of("a photo of a dog") is None
 
 

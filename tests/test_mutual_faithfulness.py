@@ -312,6 +312,7 @@ def test_true_and_random_regions():
     assert (true_region(image, "red", "frame", 60) == places["frame"]).all()
     assert (true_region(image, "red", "dial", 60) == places["dial"]).all()
     assert object_mask(image, (30, 180, 30), 60).sum() == 0  # no green object
+    assert (true_region(image, "red", "stamp", 60) == places["stamp"]).all()
     rolled = random_region(obj, np.random.default_rng(0))
     assert rolled.sum() == obj.sum()  # same area
     assert (rolled & obj).sum() == 0  # moved by a quarter to three quarters of the side
@@ -340,7 +341,7 @@ def test_margin_on_a_synthetic_case():
     classes = table.filter(pl.col("level") == "class")
     assert classes["classname"].to_list() == ["red", "green"]
     assert classes["margin"].to_list() == pytest.approx([0.8, 0.0])
-    assert summarise_truth(per_image, "background", ["red", "green"])["region"][0] == "background"
+    assert summarise_truth(per_image, "texture", ["red", "green"])["region"][0] == "background"
 
 
 # ------------------------------------------------------------------------------ end to end

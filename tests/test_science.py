@@ -81,8 +81,8 @@ def _expected_label(families: list[str]) -> str:
         return "unclear"
     best = max(counts, key=counts.get)
     covered = {c: sum(counts[f] for f in fams) for c, fams in CONCEPTS.items()}
-    coarse = max(covered, key=covered.get)
-    return coarse if covered[coarse] > counts[best] else best
+    coarse = max(covered, key=covered.get, default=None)
+    return coarse if coarse and covered[coarse] > counts[best] else best
 
 
 def test_labels_are_the_majority_family_or_a_declared_concept(analysed):
@@ -96,23 +96,25 @@ def test_labels_are_the_majority_family_or_a_declared_concept(analysed):
 
 
 def test_coarse_concept_only_where_its_families_outnumber_any_one():
+    # The world declares no coarse concept (its backdrop colour is an unnamed nuisance); the
+    # mechanism is checked on one declared here, over two families a person might call "scenery".
+    lexicon = conceptworld_lexicon()
     backend = make_backend(
         {"backend": "offline", "model": "lexicon"},
-        conceptworld_lexicon(),
-        concepts=conceptworld_concepts(),
+        lexicon,
+        concepts={"scenery": ("texture", "ground")},
     )
-    striped, teal = "a striped background", "a teal background"
-    assert backend.label([striped, striped + "s", teal, "a navy backdrop", "a red object"]) == (
-        "backdrop"
-    )
+    striped, forest = "a striped background", "forest ground"
+    texts = [striped, striped + "s", forest, "a rose floor", "a red object"]
+    assert backend.label(texts) == "scenery"
     # as many texts for one family as for the concept: the finer name
-    assert backend.label([striped, "a dotted backdrop", "a red object"]) == "texture"
-    assert backend.label(["a red object", "a blue object", teal]) == "color"
-    assert backend.aligned("backdrop", teal) and backend.aligned("backdrop", striped)
-    assert not backend.aligned("backdrop", "a red object")
-    assert backend.aligned("texture", striped) and not backend.aligned("texture", teal)
-    plain = make_backend({"backend": "offline", "model": "lexicon"}, conceptworld_lexicon())
-    assert plain.label([striped, "a dotted backdrop", teal, "a navy backdrop"]) == "texture"
+    assert backend.label([striped, "a dotted background", "a red object"]) == "texture"
+    assert backend.label(["a red object", "a blue object", forest]) == "color"
+    assert backend.aligned("scenery", forest) and backend.aligned("scenery", striped)
+    assert not backend.aligned("scenery", "a red object")
+    assert backend.aligned("texture", striped) and not backend.aligned("texture", forest)
+    plain = make_backend({"backend": "offline", "model": "lexicon"}, lexicon)
+    assert plain.label([striped, "a dotted background", forest, "a rose floor"]) == "texture"
     assert plain.identity() != backend.identity()  # the declaration is in the cache key
 
 
@@ -154,9 +156,10 @@ def demo_claims(reduced_demo):
 @pytest.mark.xfail(
     # strict: the day both groups appear, this fails until the finding is updated
     strict=True,
-    reason="finding: the v3 world's demo model (8 x 12 heads of width 16, 8 families) has one "
-    "CCS-5 head and no CCS<=1 head: CCS 2-5 over the 36 analysed heads; the model separates each "
-    "family's values in 2-4 directions, its heads in 1-3 (docs/conceptworld.md)",
+    reason="finding: the stamp world's demo model (8 x 12 heads of width 16, 8 families, each "
+    "learnt to 1.000) has no CCS-5 head (the demo: CCS 1-4 over the 36 analysed heads; the reduced "
+    "demo: 2-4); its "
+    "heads write their family in 1-3 directions, the model in 2-4 (docs/conceptworld.md)",
 )
 def test_demo_has_ccs_5_and_ccs_at_most_1_heads(demo_claims, capsys):
     """Issue 19's target: CCS 5 and CCS <= 1 heads exist on the demo's model."""

@@ -70,7 +70,7 @@ def test_clips_round_trip_through_the_decoder(clips):
 
 def test_clip_motion_moves_the_object():
     rng = np.random.default_rng(0)
-    attrs = {"color": 0, "motion": 0, "speed": 1, "background": 0, "texture": 0}  # left, fast
+    attrs = {"color": 0, "motion": 0, "speed": 1, "texture": 0}  # left, fast
     frames = render_clip(attrs, 5, rng).astype(float)
     red = np.linalg.norm(frames - np.array(OBJECT_RGB[0]), axis=-1) < 60  # [T, H, W]
     xs = [np.nonzero(m)[1].mean() for m in red]

@@ -13,16 +13,16 @@ import re
 from clipconcepts.conceptworld.world import FAMILIES, SYNONYMS, VALUES
 
 # Two phrasings per family; "{}" takes a value word (canonical name or synonym). "background" and
-# "backdrop" name no family (lexicon.py), so background colours and textures share them.
+# "backdrop" name no family (lexicon.py): the value word says which family a phrase is about.
 PHRASINGS: dict[str, tuple[str, str]] = {
     "color": ("a {} object", "something {}"),
     "position": ("an object at the {}", "something in the {}"),
-    "background": ("a {} background", "a {} backdrop"),
     "texture": ("a {} background", "a {} pattern"),
     "frame": ("a {} frame", "a {} border"),
     "ground": ("{} ground", "a {} floor"),
     "tag": ("a {} tag", "a {} label"),
     "dial": ("a dial at {}", "a hand pointing to {}"),
+    "stamp": ("a {} stamp", "a {} postmark"),
 }
 
 _WORD = re.compile(r"[a-z]+")

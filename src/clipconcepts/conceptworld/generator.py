@@ -1,11 +1,11 @@
 """Seeded, vectorised renderer of concept-world images and their captions.
 
 An image is 48x48 RGB: one object (of one colour, in one cell of a 3x3 grid; its shape is a random
-nuisance) on a background of one colour and one texture (plain, stripes in three directions,
-checker, dots) above a plain ground strip of one colour, with a small tag in the top right corner,
-a dial in the top left corner and a frame around the edge. Drawing order: background, ground,
-object, tag, dial, frame. The eight families are sampled independently and uniformly. Per-image colour jitter
-and per-pixel noise keep images from being exact copies, but stay far below the distance
+nuisance) on a backdrop of one texture (plain, stripes in three directions, checker, dots) and one
+colour (a nuisance too, never named) above a plain ground strip of one colour, with a glyph tag in
+the top right corner, a dial in the top left corner, a glyph stamp in the bottom left corner and a
+frame around the edge. Drawing order: backdrop, ground, object, tag, stamp, dial, frame. The
+eight families are sampled independently and uniformly. Per-image colour jitter and per-pixel noise keep images from being exact copies, but stay far below the distance
 between palette colours (see `world.OBJECT_RGB`), so every attribute is recoverable from pixels.
 
 Seeds: `seed` is an int or a sequence of ints (numpy `SeedSequence` entropy). The training loop
@@ -28,8 +28,13 @@ from clipconcepts.conceptworld.world import (
     FRAME_RGB,
     GROUND_RGB,
     OBJECT_RGB,
+    STAMP_FACE_RGB,
+    STAMP_GLYPHS,
+    STAMP_INK_RGB,
     SYNONYMS,
-    TAG_RGB,
+    TAG_FACE_RGB,
+    TAG_GLYPHS,
+    TAG_INK_RGB,
     TEXTURE_CONTRAST,
     VALUES,
     n_values,
@@ -56,6 +61,7 @@ CENTRE_JITTER = 1.0
 FRAME_WIDTH = 3
 GROUND_TOP = 37  # rows GROUND_TOP .. IMAGE_SIZE - FRAME_WIDTH - 1
 TAG_BOX = (0, 8, 40, 48)  # rows [0, 8), columns [40, 48): the top right patch
+STAMP_BOX = (40, 48, 0, 8)  # the bottom left patch: a glyph, as the tag's
 DIAL_BOX = (0, 8, 0, 8)  # the top left patch: a dark face with a light hand from its centre
 DIAL_CENTRE = (4.0, 4.0)  # (x, y)
 DIAL_HAND_LENGTH = 4.0
@@ -74,14 +80,14 @@ PIXEL_NOISE_STD = 6.0
 # frame and ground 1.00 after ~200 steps, texture 0.35, tag and dial at chance; so the families
 # learnt first are mentioned less and the slow ones more.
 MENTION_PROB: dict[str, float] = {
-    "color": 0.4,
-    "position": 0.8,
-    "background": 0.3,
+    "color": 0.6,
+    "position": 0.9,
     "texture": 0.85,
-    "frame": 0.25,
-    "ground": 0.25,
-    "tag": 0.5,
-    "dial": 0.7,
+    "frame": 0.35,
+    "ground": 0.35,
+    "tag": 0.6,
+    "dial": 0.8,
+    "stamp": 0.6,
 }
 STYLES = ("filled", "outlined")  # outlined objects are never seen in training (the OOD shift)
 _CHUNK = 2048  # images rendered at once (bounds memory: ~60 MB of float32 per chunk)
@@ -170,16 +176,24 @@ def render(attrs: dict[str, np.ndarray], rng: np.random.Generator, style: str = 
         mask &= ~_erode(mask, OUTLINE_WIDTH)
     pattern = texture_mask(attrs["texture"], phase)
     obj = _jittered(OBJECT_RGB, attrs["color"], rng)
-    bg = _jittered(BACKGROUND_RGB, attrs["background"], rng)
+    backdrop = rng.integers(0, len(BACKGROUND_RGB), size=n)  # a nuisance: never named
+    bg = _jittered(BACKGROUND_RGB, backdrop, rng)
+    stamp_face = _jittered((STAMP_FACE_RGB,), np.zeros(n, np.int64), rng)
+    stamp_ink = _jittered((STAMP_INK_RGB,), np.zeros(n, np.int64), rng)
     ground = _jittered(GROUND_RGB, attrs["ground"], rng)
-    tag = _jittered(TAG_RGB, attrs["tag"], rng)
+    tag_face = _jittered((TAG_FACE_RGB,), np.zeros(n, np.int64), rng)
+    tag_ink = _jittered((TAG_INK_RGB,), np.zeros(n, np.int64), rng)
     frame = _jittered(FRAME_RGB, attrs["frame"], rng)
     regions = fixed_regions()
     image = bg[:, None, None, :] + TEXTURE_CONTRAST * pattern[..., None]
     image = np.where(regions["ground"][None, ..., None], ground[:, None, None, :], image)
     image = np.where(mask[..., None], obj[:, None, None, :], image)
     image = np.where(regions["frame"][None, ..., None], frame[:, None, None, :], image)
-    image = np.where(regions["tag"][None, ..., None], tag[:, None, None, :], image)
+    image = np.where(regions["tag"][None, ..., None], tag_face[:, None, None, :], image)
+    image = np.where(tag_glyph_mask(attrs["tag"])[..., None], tag_ink[:, None, None, :], image)
+    image = np.where(regions["stamp"][None, ..., None], stamp_face[:, None, None, :], image)
+    stamp = glyph_mask(attrs["stamp"], STAMP_GLYPHS, STAMP_BOX)
+    image = np.where(stamp[..., None], stamp_ink[:, None, None, :], image)
     face = np.asarray(DIAL_FACE_RGB, dtype=np.float32)
     image = np.where(regions["dial"][None, ..., None], face, image)
     hand = dial_hand_mask(attrs["dial"])
@@ -205,13 +219,30 @@ def fixed_regions() -> dict[str, np.ndarray]:
     def box(top, bottom, left, right):
         return (rows >= top) & (rows < bottom) & (cols >= left) & (cols < right)
 
-    tag, dial = box(*TAG_BOX), box(*DIAL_BOX)
+    tag, dial, stamp = box(*TAG_BOX), box(*DIAL_BOX), box(*STAMP_BOX)
     return {
-        "frame": ~inner & ~tag & ~dial,
-        "ground": inner & (rows >= GROUND_TOP),
+        "frame": ~inner & ~tag & ~dial & ~stamp,
+        "ground": inner & (rows >= GROUND_TOP) & ~stamp,
         "tag": tag,
         "dial": dial,
+        "stamp": stamp,
     }
+
+
+def tag_glyph_mask(tag: np.ndarray) -> np.ndarray:
+    """Ink pixels of each image's tag glyph, bool [n, H, W]."""
+    return glyph_mask(tag, TAG_GLYPHS, TAG_BOX)
+
+
+def glyph_mask(values: np.ndarray, glyphs, box) -> np.ndarray:
+    """Ink pixels of each image's glyph, bool [n, H, W]: its 4 x 4 bitmap of 2 x 2 px cells
+    filling the patch `box`."""
+    bitmaps = np.array([[[c == "#" for c in row] for row in g] for g in glyphs], dtype=bool)
+    cells = bitmaps.repeat(2, axis=1).repeat(2, axis=2)  # [values, 8, 8]
+    top, bottom, left, right = box
+    mask = np.zeros((len(values), IMAGE_SIZE, IMAGE_SIZE), dtype=bool)
+    mask[:, top:bottom, left:right] = cells[np.asarray(values, dtype=np.int64)]
+    return mask
 
 
 def dial_hand_angle(dial: np.ndarray) -> np.ndarray:
@@ -307,6 +338,7 @@ _EXTRA_PHRASES: dict[str, tuple[str, ...]] = {
     "ground": ("above {} ground", "over {} ground"),
     "tag": ("with a {} tag", "next to a {} tag"),
     "dial": ("with a dial at {}", "by a dial pointing to {}"),
+    "stamp": ("with a {} stamp", "beside a {} stamp"),
 }
 
 
@@ -334,9 +366,8 @@ def make_captions(
         if m["position"]:
             pos = _POSITION_PHRASES[c[3] % len(_POSITION_PHRASES)].format(word("position", c[4]))
             phrases.append(pos)
-        if m["background"] or m["texture"]:
-            kinds = [word("texture", c[5] >> 2)] if m["texture"] else []
-            kinds += [word("background", 0)] if m["background"] else []
+        if m["texture"]:
+            kinds = [word("texture", c[5] >> 2)]
             preposition = _BACKGROUND_PREPOSITIONS[c[5] % len(_BACKGROUND_PREPOSITIONS)]
             phrases.append(_with_article(" ".join(kinds), f"{preposition} ") + " background")
         for k, (family, options) in enumerate(_EXTRA_PHRASES.items()):

@@ -17,11 +17,10 @@ from clipconcepts.lexicons import words_of
 
 # Words that name a family without naming a value
 # ("the color red", "the upper corner", "a striped backdrop", ...). "background" and "backdrop" name no
-# family: background colours and textures are both said of a background.
+# family: they name a place (whose pattern is the texture family), not a value.
 _FAMILY_WORDS: dict[str, tuple[str, ...]] = {
     "color": ("color", "colour", "colored", "coloured"),
     "position": ("top", "bottom", "upper", "lower", "left", "right", "corner", "middle"),
-    "background": (),
     "texture": (
         "texture",
         "textured",
@@ -41,13 +40,15 @@ _FAMILY_WORDS: dict[str, tuple[str, ...]] = {
     "ground": ("ground", "floor"),
     "tag": ("tag", "label", "sticker"),
     "dial": ("dial", "clock", "gauge", "hand"),
+    "stamp": ("stamp", "postmark"),
 }
 
 
-# Coarser concepts a labeller may name when a head's texts share one: both the backdrop's colour
-# and its pattern are "the background" to a person (and to an LLM asked whether "a teal backdrop"
-# fits a head labelled "background patterns"). The name is not a lexicon word of either family.
-CONCEPTS: dict[str, tuple[str, ...]] = {"backdrop": ("background", "texture")}
+# Coarser concepts a labeller may name when a head's texts share one (name -> the families it
+# covers; the name must not be a lexicon word of them). None in this world: the one it had,
+# "backdrop" over the backdrop's colour and pattern, went when the backdrop's colour became an
+# unnamed nuisance (docs/conceptworld.md). The mechanism stays: a world may declare one again.
+CONCEPTS: dict[str, tuple[str, ...]] = {}
 
 
 def conceptworld_concepts() -> dict[str, tuple[str, ...]]:

@@ -3,11 +3,19 @@
 Everything that names a concept lives here, so the generator, the captions, the zero-shot sets,
 the text bank and the lexicon can never disagree about what a value is called.
 
-Eight families: the object's colour and position, the backdrop's colour and pattern, the frame's
-colour, the colour of the ground strip along the bottom, the colour of a small tag in the top right
-corner and the direction a dial's hand points in (top left corner). More families than a head has
-room for keeps a head's 5 TEXTSPAN picks from landing in the same family by pigeonhole (with 4
-families, 5 texts always put 2 in one family), and gives heads that write several families.
+Eight families: the object's colour and position, the backdrop's pattern, the frame's colour, the
+colour of the ground strip along the bottom, a glyph on a small tag in the top right corner, the
+direction a dial's hand points in (top left corner) and a glyph on a stamp in the bottom left
+corner. More families than a head has room for keeps a head's 5 TEXTSPAN picks from landing in the
+same family by pigeonhole (with 4 families, 5 texts always put 2 in one family), and gives heads
+that write several families. The backdrop's colour is drawn at random and never named (a nuisance,
+as the object's shape): when it was a family, the heads whose 5 texts spread over five families
+always held both the backdrop's colour and its pattern, which the labeller's declared "backdrop"
+concept joins, so no head could score CCS <= 1 (docs/conceptworld.md).
+
+The tag and the stamp show one of nine glyphs (4 x 4 bitmaps), named after Greek letters and
+planets: values with no order among them and no low-dimensional layout in the pixels (unlike a
+colour's 3 channels or a hand's angle), so a head that writes the family can hold its 5 texts.
 
 Every family has at least 6 values, so it spans at least 5 directions of the text space: a head
 that writes one family can have 5 TEXTSPAN picks inside that family (with 2-4 values, as in the
@@ -27,12 +35,12 @@ from __future__ import annotations
 FAMILIES: tuple[str, ...] = (
     "color",
     "position",
-    "background",
     "texture",
     "frame",
     "ground",
     "tag",
     "dial",
+    "stamp",
 )
 
 # Canonical value names per family (index = attribute value = class label).
@@ -49,11 +57,20 @@ VALUES: dict[str, tuple[str, ...]] = {
         "bottom middle",
         "bottom right",
     ),
-    "background": ("black", "gray", "teal", "brown", "navy", "olive"),
     "texture": ("plain", "striped", "banded", "slanted", "checkered", "dotted"),
     "frame": ("gold", "silver", "cyan", "magenta", "crimson", "azure"),
     "ground": ("forest", "aqua", "rose", "cream", "lavender", "chartreuse"),
-    "tag": ("coral", "indigo", "mint", "ivory", "violet", "jade"),
+    "tag": (
+        "alpha",
+        "beta",
+        "gamma",
+        "delta",
+        "epsilon",
+        "zeta",
+        "theta",
+        "lambda",
+        "sigma",
+    ),
     "dial": (
         "twelve o'clock",
         "two o'clock",
@@ -62,12 +79,24 @@ VALUES: dict[str, tuple[str, ...]] = {
         "eight o'clock",
         "ten o'clock",
     ),
+    "stamp": (
+        "mercury",
+        "venus",
+        "earth",
+        "mars",
+        "jupiter",
+        "saturn",
+        "uranus",
+        "neptune",
+        "pluto",
+    ),
 }
 
-# RGB of each object colour and each background colour. Object colours are bright, background
-# colours dark or muted: every object colour is more than 90 away (Euclidean, 0-255) from every
-# background colour and from every other object colour, and background colours are more than 60
-# apart, far beyond the per-image jitter and pixel noise the generator adds.
+# RGB of each object colour and each backdrop colour (a nuisance, never named). Object colours
+# are bright, backdrop colours dark or muted: every object colour is more than 85 away (Euclidean,
+# 0-255) from every backdrop colour, more than 75 from every pattern colour (backdrop +
+# TEXTURE_CONTRAST) and more than 90 from every other object colour, far beyond the per-image
+# jitter and pixel noise the generator adds.
 OBJECT_RGB: tuple[tuple[int, int, int], ...] = (
     (220, 30, 30),  # red
     (30, 180, 30),  # green
@@ -87,7 +116,7 @@ BACKGROUND_RGB: tuple[tuple[int, int, int], ...] = (
     (70, 110, 0),  # olive
 )
 # The ground strip is drawn under the object: every ground colour is at least 100 from every object
-# colour and at least 45 from every background and pattern colour. Frame, tag and dial sit at fixed
+# colour and at least 45 from every backdrop and pattern colour. Frame, tag, dial and stamp sit at fixed
 # places drawn over everything, so their colours only need to differ from each other (> 100 apart
 # within a family); they are read from where they are, not from how they look.
 GROUND_RGB: tuple[tuple[int, int, int], ...] = (
@@ -106,20 +135,46 @@ FRAME_RGB: tuple[tuple[int, int, int], ...] = (
     (150, 0, 30),  # crimson
     (0, 110, 255),  # azure
 )
-TAG_RGB: tuple[tuple[int, int, int], ...] = (
-    (255, 110, 90),  # coral
-    (70, 0, 160),  # indigo
-    (150, 255, 190),  # mint
-    (255, 255, 215),  # ivory
-    (200, 120, 255),  # violet
-    (0, 150, 100),  # jade
+# The tag: its patch shows one of nine glyphs, named after Greek letters: a 4 x 4 bitmap of 2 x 2 px
+# cells, dark ink on a light face. The glyphs have no order among them (every two differ in at
+# least 6 of 16 cells; their pixels spread over ~5.9 of 8 directions), unlike a colour (3
+# channels) or a hand's angle (a circle): a family the pixels do not lay out in 2-3 dimensions.
+# (6 x 6 bitmaps of single pixels stayed at chance after 3,900 of 6,000 training steps.)
+TAG_FACE_RGB = (235, 235, 215)
+TAG_INK_RGB = (25, 25, 60)
+TAG_GLYPHS: tuple[tuple[str, ...], ...] = (
+    (".###", "#.##", "#...", "##.#"),  # alpha
+    (".###", "...#", "#.#.", "..#."),  # beta
+    ("....", "###.", "####", ".###"),  # gamma
+    ("..##", ".#.#", "###.", ".#.#"),  # delta
+    ("###.", "###.", ".#.#", ".#.#"),  # epsilon
+    ("...#", "###.", ".#..", "#.#."),  # zeta
+    (".##.", "..#.", "##.#", "#.#."),  # theta
+    ("#...", "#.##", ".#..", "..##"),  # lambda
+    ("#...", ".#..", "#.##", "#.#."),  # sigma
+)
+# The stamp: the bottom left patch shows one of nine glyphs named after planets, in the tag's way
+# (a 4 x 4 bitmap of 2 x 2 px cells), dark ink on a pale blue face.
+STAMP_FACE_RGB = (200, 220, 255)
+STAMP_INK_RGB = (70, 20, 20)
+STAMP_GLYPHS: tuple[tuple[str, ...], ...] = (
+    (".###", ".#..", "#.##", "..#."),  # mercury
+    ("###.", ".#.#", "..##", "##.."),  # venus
+    (".###", "..#.", "##.#", ".#.#"),  # earth
+    ("#...", "#.#.", "#.##", "..#."),  # mars
+    ("....", "###.", ".##.", "##.#"),  # jupiter
+    ("##.#", ".##.", ".#..", "#.#."),  # saturn
+    ("...#", "#.##", "..##", ".#.."),  # uranus
+    ("..#.", "....", ".##.", "#.##"),  # neptune
+    ("#.#.", "#.#.", ".#.#", "#..."),  # pluto
 )
 # The dial: a dark face with a light hand, neither near an object colour.
 DIAL_FACE_RGB = (20, 20, 20)
 DIAL_HAND_RGB = (120, 255, 255)
-# Pattern pixels of a textured background are the background colour brightened by this much
-# (per channel), a shift no object colour is near.
-TEXTURE_CONTRAST = 50
+# Pattern pixels of a textured backdrop are the backdrop colour brightened by this much (per
+# channel). At 50 texture stayed at chance for 6,000 steps once the backdrop's colour was no
+# longer named (docs/conceptworld.md); at 80 it is learnt by step ~1,000.
+TEXTURE_CONTRAST = 80
 
 # Words a caption or a bank text may use for a value (the canonical name first). Synonyms are
 # used in training captions too, so the text tower learns them.
@@ -136,7 +191,6 @@ SYNONYMS: dict[str, tuple[tuple[str, ...], ...]] = {
         ("bottom middle", "lower middle"),
         ("bottom right", "lower right"),
     ),
-    "background": (("black",), ("gray", "grey"), ("teal",), ("brown",), ("navy",), ("olive",)),
     "texture": (
         ("plain", "uniform"),
         ("striped", "horizontally striped"),
@@ -149,6 +203,7 @@ SYNONYMS: dict[str, tuple[tuple[str, ...], ...]] = {
     "ground": tuple((name,) for name in VALUES["ground"]),
     "tag": tuple((name,) for name in VALUES["tag"]),
     "dial": tuple((name,) for name in VALUES["dial"]),
+    "stamp": tuple((name,) for name in VALUES["stamp"]),
 }
 
 # Zero-shot prompt templates per family; "{}" is replaced by the canonical value name. They are
@@ -156,11 +211,6 @@ SYNONYMS: dict[str, tuple[tuple[str, ...], ...]] = {
 TEMPLATES: dict[str, tuple[str, ...]] = {
     "color": ("a {} object.", "a {} shape.", "a photo of a {} object.", "something {}."),
     "position": ("an object at the {}.", "a shape in the {}.", "a photo of an object at the {}."),
-    "background": (
-        "an object on a {} background.",
-        "a scene on a {} background.",
-        "a photo of a shape against a {} background.",
-    ),
     "texture": (
         "an object on a {} background.",
         "a scene on a {} background.",
@@ -173,6 +223,11 @@ TEMPLATES: dict[str, tuple[str, ...]] = {
         "a dial pointing to {}.",
         "an image with a dial at {}.",
         "a photo of a dial showing {}.",
+    ),
+    "stamp": (
+        "an image with a {} stamp.",
+        "a picture with a {} stamp.",
+        "a photo with a {} stamp.",
     ),
 }
 

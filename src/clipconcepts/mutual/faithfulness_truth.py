@@ -4,7 +4,8 @@ of the same area.
 
 - True region: for the color and position sets, the object: the pixels within
   `object_tolerance` (60, Euclidean, 0-255) of the object's colour (`OBJECT_RGB` of the colour
-  the manifest names); for the background and texture sets, the background: the complement.
+  the manifest names); for the texture set, the backdrop: the complement (fixed places
+  excluded); for the fixed-place families (frame, ground, tag, dial, stamp), their place.
 - Random region: the same mask rolled (wrapping around) by a seeded random offset of a quarter
   to three quarters of the image side along each axis: the same area and shape, elsewhere.
 - Both are blurred as in Table 1 (Gaussian, sigma `blur_sigma` x side) and the score is the
@@ -34,12 +35,12 @@ from clipconcepts.mutual.schemas import REGION_TRUTH_SCHEMA as TRUTH_SCHEMA
 REGION_OF_FAMILY = {
     "color": "object",
     "position": "object",
-    "background": "background",
     "texture": "background",
     "frame": "frame",
     "ground": "ground",
     "tag": "tag",
     "dial": "dial",
+    "stamp": "stamp",
 }
 
 

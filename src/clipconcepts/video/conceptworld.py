@@ -2,19 +2,20 @@
 
 A clip is `n_frames` frames of 48x48 at `fps`: one object (the world's colours, its random
 shapes as a nuisance) on a background colour and texture that stay fixed, moving in a straight
-line from the image centre. Its families are the world's `color`, `background` and `texture`
-plus two of motion: `motion` (left, right, up, down) and `speed` (slow: 6 px over the clip,
+line from the image centre. Its families are the world's `color` and `texture` plus two of
+motion: `motion` (left, right, up, down) and `speed` (slow: 6 px over the clip,
 half a grid step; fast: 12 px, to the next grid cell). Per-frame pixel noise is drawn afresh;
-colours, shape, size and texture phase are drawn once per clip. The clips are encoded with
+colours (the backdrop's an unnamed nuisance, as in the images), shape, size and texture phase are
+drawn once per clip. The clips are encoded with
 H.264 (yuv420p, `CRF`) and read back through the same decoder as MSR-VTT. The world's fixed
-places (ground strip, tag, dial, frame) are drawn as in its images, with values drawn once per
+places (ground strip, tag, dial, stamp, frame) are drawn as in its images, with values drawn once per
 clip and never captioned: they are part of every image the model saw, not of what a clip is about.
 
 Starting every clip at the centre makes the direction visible to a mean-pooled model through
 where the object spends its time (left clips lie in the left half); a model that pools frames
 by their mean cannot tell a clip from the same clip played backwards, so this is the only way
 direction can reach it. The model never saw motion words in training ("moving", "slowly"):
-captions name all five families, e.g. "a red object moving left quickly on a dotted teal
+captions name all five families, e.g. "a red object moving left quickly on a dotted
 background", and the retrieval score says how far the words it knows carry.
 
 Stream: images come from `[seed, VIDEO_STREAM, 0]`, disjoint from training (0), training
@@ -38,10 +39,13 @@ from clipconcepts.conceptworld.generator import (
     IMAGE_SIZE,
     PIXEL_NOISE_STD,
     SIZE_JITTER,
+    STAMP_BOX,
     TEXTURE_CONTRAST,
     TEXTURE_PERIOD,
     dial_hand_mask,
     fixed_regions,
+    glyph_mask,
+    tag_glyph_mask,
     texture_mask,
 )
 from clipconcepts.conceptworld.world import (
@@ -51,7 +55,11 @@ from clipconcepts.conceptworld.world import (
     FRAME_RGB,
     GROUND_RGB,
     OBJECT_RGB,
-    TAG_RGB,
+    STAMP_FACE_RGB,
+    STAMP_GLYPHS,
+    STAMP_INK_RGB,
+    TAG_FACE_RGB,
+    TAG_INK_RGB,
     values_of,
 )
 from clipconcepts.video.decode import write_video
@@ -64,7 +72,7 @@ _DIRECTION = {"left": (-1.0, 0.0), "right": (1.0, 0.0), "up": (0.0, -1.0), "down
 SPEEDS: tuple[str, ...] = ("slow", "fast")
 _DISTANCE = {"slow": 6.0, "fast": 12.0}  # pixels travelled over the whole clip
 _SPEED_WORD = {"slow": "slowly", "fast": "quickly"}
-CLIP_FAMILIES: tuple[str, ...] = ("color", "motion", "speed", "background", "texture")
+CLIP_FAMILIES: tuple[str, ...] = ("color", "motion", "speed", "texture")
 CRF = 12  # H.264 quality (lower = closer to the rendered pixels); 48x48 clips stay ~10 kB
 
 
@@ -90,7 +98,7 @@ def render_clip(attrs: dict[str, int], n_frames: int, rng: np.random.Generator) 
     shape = _SHAPES[rng.integers(0, len(_SHAPES))]
     phase = rng.integers(0, TEXTURE_PERIOD, size=(1, 2))
     obj = np.asarray(OBJECT_RGB[attrs["color"]], dtype=np.float32)
-    bg = np.asarray(BACKGROUND_RGB[attrs["background"]], dtype=np.float32)
+    bg = np.asarray(BACKGROUND_RGB[rng.integers(0, len(BACKGROUND_RGB))], dtype=np.float32)
     obj = obj + rng.uniform(-COLOR_JITTER, COLOR_JITTER, size=3).astype(np.float32)
     bg = bg + rng.uniform(-COLOR_JITTER, COLOR_JITTER, size=3).astype(np.float32)
     pattern = texture_mask(np.array([attrs["texture"]]), phase)[0]  # [H, W]
@@ -102,16 +110,30 @@ def render_clip(attrs: dict[str, int], n_frames: int, rng: np.random.Generator) 
     dy = coords[None, :, None] - centres[:, 1, None, None]  # [T, H, 1]
     mask = shape(dx, dy, np.full((n_frames, 1, 1), half, dtype=np.float32))
     places = fixed_regions()
-    ground, tag, frame_rgb = (
+    ground, tag, ink, stamp, stamp_ink, frame_rgb = (
         np.asarray(palette[rng.integers(0, len(palette))], dtype=np.float32)
         + rng.uniform(-COLOR_JITTER, COLOR_JITTER, size=3).astype(np.float32)
-        for palette in (GROUND_RGB, TAG_RGB, FRAME_RGB)
+        for palette in (
+            GROUND_RGB,
+            (TAG_FACE_RGB,),
+            (TAG_INK_RGB,),
+            (STAMP_FACE_RGB,),
+            (STAMP_INK_RGB,),
+            FRAME_RGB,
+        )
     )
+    glyph = tag_glyph_mask(rng.integers(0, len(values_of("tag")), size=1))[0]
+    stamp_glyph = glyph_mask(
+        rng.integers(0, len(values_of("stamp")), size=1), STAMP_GLYPHS, STAMP_BOX
+    )[0]
     hand = dial_hand_mask(rng.integers(0, len(values_of("dial")), size=1))[0]
     background = np.where(places["ground"][..., None], ground, background)
     frames = np.where(mask[..., None], obj[None, None, None, :], background[None])
     for region, rgb in (
         (places["tag"], tag),
+        (glyph, ink),
+        (places["stamp"], stamp),
+        (stamp_glyph, stamp_ink),
         (places["dial"], np.asarray(DIAL_FACE_RGB, np.float32)),
         (hand, np.asarray(DIAL_HAND_RGB, np.float32)),
         (places["frame"], frame_rgb),
@@ -122,16 +144,13 @@ def render_clip(attrs: dict[str, int], n_frames: int, rng: np.random.Generator) 
 
 
 def clip_caption(attrs: dict[str, int]) -> str:
-    """'a red object moving left quickly on a dotted teal background' (canonical words)."""
+    """'a red object moving left quickly on a dotted background' (canonical words)."""
     color = values_of("color")[attrs["color"]]
     texture = values_of("texture")[attrs["texture"]]
-    background = values_of("background")[attrs["background"]]
     motion = MOTIONS[attrs["motion"]]
     speed = _SPEED_WORD[SPEEDS[attrs["speed"]]]
     article = "an" if color[0] in "aeiou" else "a"
-    return (
-        f"{article} {color} object moving {motion} {speed} on a {texture} {background} background"
-    )
+    return f"{article} {color} object moving {motion} {speed} on a {texture} background"
 
 
 def write_clips(
