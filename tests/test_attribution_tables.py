@@ -83,7 +83,7 @@ def _frames(n_images=6, seed=0):
         {
             "layer": [1, 1, 2, 2],
             "head": [0, 1, 0, 1],
-            "label": ["color", "texture", "position", "background"],
+            "label": ["color", "texture", "position", "stamp"],
             "judge": ["majority"] * 4,
             "ccs": [5, 3, 1, 0],
         }
