@@ -192,8 +192,9 @@ def render(attrs: dict[str, np.ndarray], rng: np.random.Generator, style: str = 
     image = np.where(regions["tag"][None, ..., None], tag_face[:, None, None, :], image)
     image = np.where(tag_glyph_mask(attrs["tag"])[..., None], tag_ink[:, None, None, :], image)
     image = np.where(regions["stamp"][None, ..., None], stamp_face[:, None, None, :], image)
-    stamp = glyph_mask(attrs["stamp"], STAMP_GLYPHS, STAMP_BOX)
-    image = np.where(stamp[..., None], stamp_ink[:, None, None, :], image)
+    image = np.where(
+        stamp_glyph_mask(attrs["stamp"])[..., None], stamp_ink[:, None, None, :], image
+    )
     face = np.asarray(DIAL_FACE_RGB, dtype=np.float32)
     image = np.where(regions["dial"][None, ..., None], face, image)
     hand = dial_hand_mask(attrs["dial"])
@@ -232,6 +233,11 @@ def fixed_regions() -> dict[str, np.ndarray]:
 def tag_glyph_mask(tag: np.ndarray) -> np.ndarray:
     """Ink pixels of each image's tag glyph, bool [n, H, W]."""
     return glyph_mask(tag, TAG_GLYPHS, TAG_BOX)
+
+
+def stamp_glyph_mask(stamp: np.ndarray) -> np.ndarray:
+    """Ink pixels of each image's stamp glyph, bool [n, H, W]."""
+    return glyph_mask(stamp, STAMP_GLYPHS, STAMP_BOX)
 
 
 def glyph_mask(values: np.ndarray, glyphs, box) -> np.ndarray:

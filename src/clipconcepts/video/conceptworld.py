@@ -39,12 +39,11 @@ from clipconcepts.conceptworld.generator import (
     IMAGE_SIZE,
     PIXEL_NOISE_STD,
     SIZE_JITTER,
-    STAMP_BOX,
     TEXTURE_CONTRAST,
     TEXTURE_PERIOD,
     dial_hand_mask,
     fixed_regions,
-    glyph_mask,
+    stamp_glyph_mask,
     tag_glyph_mask,
     texture_mask,
 )
@@ -56,7 +55,6 @@ from clipconcepts.conceptworld.world import (
     GROUND_RGB,
     OBJECT_RGB,
     STAMP_FACE_RGB,
-    STAMP_GLYPHS,
     STAMP_INK_RGB,
     TAG_FACE_RGB,
     TAG_INK_RGB,
@@ -123,9 +121,7 @@ def render_clip(attrs: dict[str, int], n_frames: int, rng: np.random.Generator) 
         )
     )
     glyph = tag_glyph_mask(rng.integers(0, len(values_of("tag")), size=1))[0]
-    stamp_glyph = glyph_mask(
-        rng.integers(0, len(values_of("stamp")), size=1), STAMP_GLYPHS, STAMP_BOX
-    )[0]
+    stamp_glyph = stamp_glyph_mask(rng.integers(0, len(values_of("stamp")), size=1))[0]
     hand = dial_hand_mask(rng.integers(0, len(values_of("dial")), size=1))[0]
     background = np.where(places["ground"][..., None], ground, background)
     frames = np.where(mask[..., None], obj[None, None, None, :], background[None])
