@@ -5,8 +5,9 @@ nuisance) on a backdrop of one texture (plain, stripes in three directions, chec
 colour (a nuisance too, never named) above a plain ground strip of one colour, with a glyph tag in
 the top right corner, a dial in the top left corner, a glyph stamp in the bottom left corner and a
 frame around the edge. Drawing order: backdrop, ground, object, tag, stamp, dial, frame. The
-eight families are sampled independently and uniformly. Per-image colour jitter and per-pixel noise keep images from being exact copies, but stay far below the distance
-between palette colours (see `world.OBJECT_RGB`), so every attribute is recoverable from pixels.
+eight families are sampled independently and uniformly. Per-image colour jitter and per-pixel
+noise keep images from being exact copies, but stay far below the distance between palette
+colours (see `world.OBJECT_RGB`), so every attribute is recoverable from pixels.
 
 Seeds: `seed` is an int or a sequence of ints (numpy `SeedSequence` entropy). The training loop
 and the dataset writer use sequences `[seed, stream, ...]` with distinct stream tags, so training
@@ -188,19 +189,32 @@ def render(attrs: dict[str, np.ndarray], rng: np.random.Generator, style: str = 
     image = bg[:, None, None, :] + TEXTURE_CONTRAST * pattern[..., None]
     image = np.where(regions["ground"][None, ..., None], ground[:, None, None, :], image)
     image = np.where(mask[..., None], obj[:, None, None, :], image)
-    image = np.where(regions["frame"][None, ..., None], frame[:, None, None, :], image)
-    image = np.where(regions["tag"][None, ..., None], tag_face[:, None, None, :], image)
-    image = np.where(tag_glyph_mask(attrs["tag"])[..., None], tag_ink[:, None, None, :], image)
-    image = np.where(regions["stamp"][None, ..., None], stamp_face[:, None, None, :], image)
-    image = np.where(
-        stamp_glyph_mask(attrs["stamp"])[..., None], stamp_ink[:, None, None, :], image
+    image = paint(
+        image,
+        (
+            (regions["frame"], frame),
+            (regions["tag"], tag_face),
+            (tag_glyph_mask(attrs["tag"]), tag_ink),
+            (regions["stamp"], stamp_face),
+            (stamp_glyph_mask(attrs["stamp"]), stamp_ink),
+            (regions["dial"], DIAL_FACE_RGB),
+            (dial_hand_mask(attrs["dial"]), DIAL_HAND_RGB),
+        ),
     )
-    face = np.asarray(DIAL_FACE_RGB, dtype=np.float32)
-    image = np.where(regions["dial"][None, ..., None], face, image)
-    hand = dial_hand_mask(attrs["dial"])
-    image = np.where(hand[..., None], np.asarray(DIAL_HAND_RGB, dtype=np.float32), image)
     image += PIXEL_NOISE_STD * rng.standard_normal(image.shape, dtype=np.float32)
     return np.clip(np.rint(image), 0, 255).astype(np.uint8)
+
+
+def paint(image: np.ndarray, layers) -> np.ndarray:
+    """`image` (float [..., H, W, 3]) with each `(mask, rgb)` of `layers` drawn over it in turn:
+    `mask` bool [H, W] (one place for all) or [n, H, W] (per image), `rgb` one colour [3] or one
+    per image [n, 3]."""
+    for mask, rgb in layers:
+        rgb = np.asarray(rgb, dtype=np.float32)
+        if rgb.ndim == 2:
+            rgb = rgb[:, None, None, :]
+        image = np.where(mask[..., None], rgb, image)
+    return image
 
 
 def _jittered(palette, index: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -211,7 +225,8 @@ def _jittered(palette, index: np.ndarray, rng: np.random.Generator) -> np.ndarra
 
 def fixed_regions() -> dict[str, np.ndarray]:
     """Boolean [48, 48] masks of the fixed places as drawn (later ones on top): `frame` (without
-    the corner patches), `ground` (the strip inside the frame), `tag` and `dial` (its face)."""
+    the corner patches), `ground` (the strip inside the frame), `tag`, `stamp` and `dial` (its
+    face)."""
     rows, cols = np.mgrid[0:IMAGE_SIZE, 0:IMAGE_SIZE]
     inner = (
         np.minimum(np.minimum(rows, cols), IMAGE_SIZE - 1 - np.maximum(rows, cols)) >= FRAME_WIDTH

@@ -3,13 +3,13 @@
 A clip is `n_frames` frames of 48x48 at `fps`: one object (the world's colours, its random
 shapes as a nuisance) on a background colour and texture that stay fixed, moving in a straight
 line from the image centre. Its families are the world's `color` and `texture` plus two of
-motion: `motion` (left, right, up, down) and `speed` (slow: 6 px over the clip,
-half a grid step; fast: 12 px, to the next grid cell). Per-frame pixel noise is drawn afresh;
-colours (the backdrop's an unnamed nuisance, as in the images), shape, size and texture phase are
-drawn once per clip. The clips are encoded with
-H.264 (yuv420p, `CRF`) and read back through the same decoder as MSR-VTT. The world's fixed
-places (ground strip, tag, dial, stamp, frame) are drawn as in its images, with values drawn once per
-clip and never captioned: they are part of every image the model saw, not of what a clip is about.
+motion: `motion` (left, right, up, down) and `speed` (slow: 6 px over the clip, half a grid
+step; fast: 12 px, to the next grid cell). Per-frame pixel noise is drawn afresh; colours (the
+backdrop's an unnamed nuisance, as in the images), shape, size and texture phase are drawn once
+per clip. The clips are encoded with H.264 (yuv420p, `CRF`) and read back through the same
+decoder as MSR-VTT. The world's fixed places (ground strip, tag, dial, stamp, frame) are drawn as
+in its images (`generator.paint`), with values drawn once per clip and never captioned: they are
+part of every image the model saw, not of what a clip is about.
 
 Starting every clip at the centre makes the direction visible to a mean-pooled model through
 where the object spends its time (left clips lie in the left half); a model that pools frames
@@ -43,6 +43,7 @@ from clipconcepts.conceptworld.generator import (
     TEXTURE_PERIOD,
     dial_hand_mask,
     fixed_regions,
+    paint,
     stamp_glyph_mask,
     tag_glyph_mask,
     texture_mask,
@@ -125,16 +126,18 @@ def render_clip(attrs: dict[str, int], n_frames: int, rng: np.random.Generator) 
     hand = dial_hand_mask(rng.integers(0, len(values_of("dial")), size=1))[0]
     background = np.where(places["ground"][..., None], ground, background)
     frames = np.where(mask[..., None], obj[None, None, None, :], background[None])
-    for region, rgb in (
-        (places["tag"], tag),
-        (glyph, ink),
-        (places["stamp"], stamp),
-        (stamp_glyph, stamp_ink),
-        (places["dial"], np.asarray(DIAL_FACE_RGB, np.float32)),
-        (hand, np.asarray(DIAL_HAND_RGB, np.float32)),
-        (places["frame"], frame_rgb),
-    ):
-        frames = np.where(region[None, ..., None], rgb, frames)
+    frames = paint(
+        frames,
+        (
+            (places["tag"], tag),
+            (glyph, ink),
+            (places["stamp"], stamp),
+            (stamp_glyph, stamp_ink),
+            (places["dial"], DIAL_FACE_RGB),
+            (hand, DIAL_HAND_RGB),
+            (places["frame"], frame_rgb),
+        ),
+    )
     frames = frames + PIXEL_NOISE_STD * rng.standard_normal(frames.shape, dtype=np.float32)
     return np.clip(np.rint(frames), 0, 255).astype(np.uint8)
 
