@@ -189,17 +189,10 @@ def render(attrs: dict[str, np.ndarray], rng: np.random.Generator, style: str = 
     image = bg[:, None, None, :] + TEXTURE_CONTRAST * pattern[..., None]
     image = np.where(regions["ground"][None, ..., None], ground[:, None, None, :], image)
     image = np.where(mask[..., None], obj[:, None, None, :], image)
+    tag = (tag_glyph_mask(attrs["tag"]), tag_face, tag_ink)
+    stamp = (stamp_glyph_mask(attrs["stamp"]), stamp_face, stamp_ink)
     image = paint(
-        image,
-        (
-            (regions["frame"], frame),
-            (regions["tag"], tag_face),
-            (tag_glyph_mask(attrs["tag"]), tag_ink),
-            (regions["stamp"], stamp_face),
-            (stamp_glyph_mask(attrs["stamp"]), stamp_ink),
-            (regions["dial"], DIAL_FACE_RGB),
-            (dial_hand_mask(attrs["dial"]), DIAL_HAND_RGB),
-        ),
+        image, fixed_place_layers(regions, tag, stamp, dial_hand_mask(attrs["dial"]), frame)
     )
     image += PIXEL_NOISE_STD * rng.standard_normal(image.shape, dtype=np.float32)
     return np.clip(np.rint(image), 0, 255).astype(np.uint8)
@@ -215,6 +208,25 @@ def paint(image: np.ndarray, layers) -> np.ndarray:
             rgb = rgb[:, None, None, :]
         image = np.where(mask[..., None], rgb, image)
     return image
+
+
+def fixed_place_layers(regions, tag, stamp, dial_hand, frame) -> tuple:
+    """`paint` layers of the fixed places in drawing order: the tag's face and glyph, the stamp's,
+    the dial's face and hand, the frame. `regions`: `fixed_regions()`; `tag` and `stamp`:
+    `(glyph mask, face rgb, ink rgb)`; `dial_hand`: its mask; `frame`: its rgb. Masks and colours
+    are per image or one for all, as `paint` takes them (the images and the video clips share
+    this)."""
+    tag_glyph, tag_face, tag_ink = tag
+    stamp_glyph, stamp_face, stamp_ink = stamp
+    return (
+        (regions["tag"], tag_face),
+        (tag_glyph, tag_ink),
+        (regions["stamp"], stamp_face),
+        (stamp_glyph, stamp_ink),
+        (regions["dial"], DIAL_FACE_RGB),
+        (dial_hand, DIAL_HAND_RGB),
+        (regions["frame"], frame),
+    )
 
 
 def _jittered(palette, index: np.ndarray, rng: np.random.Generator) -> np.ndarray:

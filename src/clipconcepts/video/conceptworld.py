@@ -8,8 +8,8 @@ step; fast: 12 px, to the next grid cell). Per-frame pixel noise is drawn afresh
 backdrop's an unnamed nuisance, as in the images), shape, size and texture phase are drawn once
 per clip. The clips are encoded with H.264 (yuv420p, `CRF`) and read back through the same
 decoder as MSR-VTT. The world's fixed places (ground strip, tag, dial, stamp, frame) are drawn as
-in its images (`generator.paint`), with values drawn once per clip and never captioned: they are
-part of every image the model saw, not of what a clip is about.
+in its images (`generator.fixed_place_layers`), with values drawn once per clip and never
+captioned: they are part of every image the model saw, not of what a clip is about.
 
 Starting every clip at the centre makes the direction visible to a mean-pooled model through
 where the object spends its time (left clips lie in the left half); a model that pools frames
@@ -42,6 +42,7 @@ from clipconcepts.conceptworld.generator import (
     TEXTURE_CONTRAST,
     TEXTURE_PERIOD,
     dial_hand_mask,
+    fixed_place_layers,
     fixed_regions,
     paint,
     stamp_glyph_mask,
@@ -50,8 +51,6 @@ from clipconcepts.conceptworld.generator import (
 )
 from clipconcepts.conceptworld.world import (
     BACKGROUND_RGB,
-    DIAL_FACE_RGB,
-    DIAL_HAND_RGB,
     FRAME_RGB,
     GROUND_RGB,
     OBJECT_RGB,
@@ -126,18 +125,10 @@ def render_clip(attrs: dict[str, int], n_frames: int, rng: np.random.Generator) 
     hand = dial_hand_mask(rng.integers(0, len(values_of("dial")), size=1))[0]
     background = np.where(places["ground"][..., None], ground, background)
     frames = np.where(mask[..., None], obj[None, None, None, :], background[None])
-    frames = paint(
-        frames,
-        (
-            (places["tag"], tag),
-            (glyph, ink),
-            (places["stamp"], stamp),
-            (stamp_glyph, stamp_ink),
-            (places["dial"], DIAL_FACE_RGB),
-            (hand, DIAL_HAND_RGB),
-            (places["frame"], frame_rgb),
-        ),
+    layers = fixed_place_layers(
+        places, (glyph, tag, ink), (stamp_glyph, stamp, stamp_ink), hand, frame_rgb
     )
+    frames = paint(frames, layers)
     frames = frames + PIXEL_NOISE_STD * rng.standard_normal(frames.shape, dtype=np.float32)
     return np.clip(np.rint(frames), 0, 255).astype(np.uint8)
 
